@@ -1,0 +1,74 @@
+"""The `moodbox` command: run the daemon, classify photos, replay videos."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from device.camera import CameraError
+from device.config import ConfigError, load
+from device.litert import ModelError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="moodbox", description="Emotion-aware music for the room.")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="config file (default: $MOODBOX_CONFIG, /etc/moodbox/moodbox.toml, "
+        "~/.config/moodbox/moodbox.toml; none = defaults)",
+    )
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the daemon: camera, mood, music and the page")
+    run.add_argument("--port", type=int, help="web page port (default from config: 8080)")
+    cls = sub.add_parser("classify", help="faces and emotions in photos")
+    cls.add_argument("images", nargs="+", type=Path)
+    cls.add_argument("--json", action="store_true", help="print JSON")
+    rep = sub.add_parser("replay", help="the mood timeline of a video, an image folder, or 'demo'")
+    rep.add_argument("video", help="a video file, a folder of images, or 'demo' for the built-in demo feed")
+    rep.add_argument("--json", action="store_true", help="print JSON")
+    rep.add_argument("--pace", choices=("fast", "realtime"), default="fast")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from device.systemd import setup_logging
+
+    setup_logging(args.log_level if args.command == "run" else "WARNING")
+    try:
+        config = load(args.config)
+        if args.command == "run":
+            from device.daemon import Daemon
+
+            return Daemon(config, args.port).run_forever()
+        from device import offline
+
+        if args.command == "classify":
+            results = offline.classify(config, args.images)
+            _print(results, args.json, offline.describe_classify)
+            return 0 if all("error" not in r for r in results) else 1
+        result = offline.replay(config, args.video, args.pace)
+        _print(result, args.json, offline.describe_replay)
+        return 0
+    except (ConfigError, ModelError) as exc:
+        print(f"moodbox: {exc}", file=sys.stderr)
+        return 78  # EX_CONFIG: systemd does not restart-loop on it (RestartPreventExitStatus=78)
+    except CameraError as exc:
+        print(f"moodbox: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        logging.shutdown()
+
+
+def _print(result, as_json: bool, describe) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(describe(result))

@@ -1,0 +1,177 @@
+"""The one config file: TOML, validated strictly. Unknown keys and bad values are refused by name.
+
+Where it is read from: `--config PATH`, else $MOODBOX_CONFIG, else /etc/moodbox/moodbox.toml, else
+~/.config/moodbox/moodbox.toml. With no file at all, every default applies: demo feed if there is no camera,
+preview player, page on http://127.0.0.1:8080.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+REPO = Path(__file__).resolve().parents[1]
+SYSTEM_CONFIG = Path("/etc/moodbox/moodbox.toml")
+
+
+class ConfigError(ValueError):
+    """The config file cannot be used; the message names the file, the key and what is allowed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Camera(_Section):
+    source: Literal["auto", "picamera2", "v4l2", "replay", "demo"] = Field(
+        "auto", description="auto tries the Pi camera, then the first USB webcam, then the built-in demo feed"
+    )
+    device: str = Field("", description="v4l2 only: /dev/videoN or an index; empty = the first that works")
+    replay_path: str = Field("", description="replay only: a video file or a folder of images")
+    replay_pace: Literal["realtime", "fast"] = "realtime"
+    replay_loop: bool = True
+    max_fps: Annotated[float, Field(gt=0, le=60)] = 15.0
+    width: Annotated[int, Field(ge=160, le=1920)] = 640
+    height: Annotated[int, Field(ge=120, le=1080)] = 480
+
+
+class Faces(_Section):
+    detector: Literal["auto", "blazeface", "blazeface-short", "haar"] = "auto"
+    min_score: Annotated[float, Field(gt=0, lt=1)] = 0.6
+    max_faces: Annotated[int, Field(ge=1, le=20)] = 5
+
+
+class Emotion(_Section):
+    model: str = Field("models/emotion_vgg16_int8.tflite", description="relative to the Moodbox folder, or absolute")
+    threads: Annotated[int, Field(ge=1, le=8)] = 2
+
+    @property
+    def model_path(self) -> Path:
+        p = Path(self.model).expanduser()
+        return p if p.is_absolute() else REPO / p
+
+
+class Mood(_Section):
+    window_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+    min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.40
+    hysteresis: Annotated[float, Field(ge=0, le=1)] = 0.10
+    dwell_seconds: Annotated[float, Field(ge=0, le=600)] = 3.0
+    nobody_after_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+
+
+class Web(_Section):
+    host: str = Field("127.0.0.1", description="0.0.0.0 to reach the page from phones on the home network")
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+
+
+class Player(_Section):
+    kind: Literal["auto", "spotify", "preview"] = Field(
+        "auto", description="auto plays on Spotify once it is connected, and only shows what it would play before"
+    )
+
+
+class Spotify(_Section):
+    client_id: str = ""
+    speaker: str = Field("", description="the Spotify Connect speaker's name, as the Spotify app shows it")
+    market: str = "from_token"
+
+
+class YouTube(_Section):
+    api_key: SecretStr = SecretStr("")
+    region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "US"
+    daily_searches: Annotated[int, Field(ge=0, le=10000)] = 90
+
+
+class State(_Section):
+    dir: str = Field("", description="settings and history; default $STATE_DIRECTORY, else ~/.local/state/moodbox")
+
+    @property
+    def path(self) -> Path:
+        if self.dir:
+            return Path(self.dir).expanduser()
+        if os.environ.get("STATE_DIRECTORY"):
+            return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+        base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+        return Path(base) / "moodbox"
+
+
+class Config(_Section):
+    camera: Camera = Camera()
+    faces: Faces = Faces()
+    emotion: Emotion = Emotion()
+    mood: Mood = Mood()
+    web: Web = Web()
+    player: Player = Player()
+    spotify: Spotify = Spotify()
+    youtube: YouTube = YouTube()
+    state: State = State()
+    source_path: Path | None = Field(None, exclude=True)
+
+
+def default_path() -> Path:
+    if os.environ.get("MOODBOX_CONFIG"):
+        return Path(os.environ["MOODBOX_CONFIG"]).expanduser()
+    if SYSTEM_CONFIG.exists():
+        return SYSTEM_CONFIG
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "moodbox" / "moodbox.toml"
+
+
+def _describe(model: type[BaseModel], loc: tuple) -> str:
+    """'[camera] source' for a location, and the keys allowed where the error is."""
+    section = ".".join(str(p) for p in loc[:-1])
+    return f"[{section}] {loc[-1]}" if section else str(loc[-1])
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return []
+        model = field.annotation
+    return [k for k in model.model_fields if k != "source_path"]
+
+
+def explain(error: ValidationError, path: Path | str) -> str:
+    lines = [f"{path}: the config has {error.error_count()} problem(s):"]
+    for e in error.errors():
+        loc = tuple(e["loc"])
+        where = _describe(Config, loc)
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  {where}: unknown key; allowed here: {', '.join(_allowed_keys(loc))}")
+        elif e["type"] == "literal_error":
+            lines.append(f"  {where} = {e['input']!r}: allowed values are {e['ctx']['expected']}")
+        else:
+            lines.append(f"  {where} = {e['input']!r}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse(data: dict, path: Path | str = "<config>") -> Config:
+    try:
+        return Config.model_validate({**data, "source_path": path if isinstance(path, Path) else None})
+    except ValidationError as exc:
+        raise ConfigError(explain(exc, path)) from None
+
+
+def load(path: Path | None = None) -> Config:
+    """The validated config. An explicit path must exist; the default path may be absent (all defaults)."""
+    explicit = path is not None or bool(os.environ.get("MOODBOX_CONFIG"))
+    path = path or default_path()
+    if not path.exists():
+        if explicit:
+            raise ConfigError(
+                f"{path}: no such config file; create it (see README, 'Configuration') or leave "
+                "out --config/MOODBOX_CONFIG to run with the defaults"
+            )
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the line it names") from None
+    if "source_path" in data:
+        raise ConfigError(f"{path}: source_path: unknown key")
+    return parse(data, path)

@@ -1,0 +1,74 @@
+"""What flows down the pipeline: camera -> faces -> emotion -> mood -> actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+NOBODY = "nobody"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One grey picture from a camera. It lives in memory only and is never written anywhere."""
+
+    grey: np.ndarray  # uint8 [H, W]
+    t: float  # seconds since the source started (media time for replays)
+    index: int
+
+
+@dataclass(frozen=True)
+class Face:
+    """A face found in a frame: its box in frame pixels, the detector's score and eye/nose/mouth points."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float
+    keypoints: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return round(self.x), round(self.y), round(self.w), round(self.h)
+
+    def scaled(self, k: float) -> Face:
+        """The same face in a frame k times larger."""
+        return Face(
+            self.x * k, self.y * k, self.w * k, self.h * k, self.score, tuple((x * k, y * k) for x, y in self.keypoints)
+        )
+
+
+@dataclass(frozen=True)
+class FaceEmotion:
+    face: Face
+    probabilities: tuple[float, ...]  # in EMOTIONS order
+
+    @property
+    def emotion(self) -> str:
+        return EMOTIONS[int(np.argmax(self.probabilities))]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Everything the pipeline learned from one frame."""
+
+    t: float
+    faces: tuple[FaceEmotion, ...]
+    frame_size: tuple[int, int]  # (width, height)
+    wall_time: float = 0.0  # time.time() when the frame arrived
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MoodChange:
+    """The room's mood settled on something new."""
+
+    mood: str  # one of EMOTIONS, or NOBODY
+    previous: str | None
+    confidence: float
+    t: float  # pipeline time of the frame that settled it
+    wall_time: float  # time.time() when it was decided
+    probabilities: tuple[float, ...] = ()

@@ -1,0 +1,43 @@
+"""Face detection on small grey frames, behind one interface."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from device.events import Face
+
+
+class FaceDetector(Protocol):
+    name: str
+
+    def detect(self, grey: np.ndarray) -> list[Face]:
+        """Faces in a grey uint8 frame (any size; 320x240 is the working size), best first."""
+        ...
+
+
+def make_detector(kind: str = "auto", min_score: float = 0.6, max_faces: int = 5, threads: int = 1) -> FaceDetector:
+    """`blazeface` (BlazeFace full range), `blazeface-short` (faces within about 2 m), `haar` (OpenCV 4.x),
+    or `auto`: BlazeFace, and Haar only if no TFLite runtime is installed."""
+    from device.faces._blazeface import BlazeFace
+
+    if kind in ("blazeface", "blazeface-short"):
+        return BlazeFace("short" if kind == "blazeface-short" else "full", min_score, max_faces, threads)
+    if kind == "haar":
+        from device.faces._haar import HaarFaces
+
+        return HaarFaces(max_faces)
+    if kind == "auto":
+        from device.litert import ModelError
+
+        try:
+            return BlazeFace("full", min_score, max_faces, threads)
+        except ModelError:
+            from device.faces._haar import HaarFaces
+
+            return HaarFaces(max_faces)
+    raise ValueError(f"unknown face detector {kind!r}: use auto, blazeface, blazeface-short or haar")
+
+
+__all__ = ["Face", "FaceDetector", "make_detector"]

@@ -1,0 +1,109 @@
+"""`moodbox classify` and `moodbox replay`: the pipeline on photos and recordings, without the daemon."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from device.camera import CameraError
+from device.camera._demo import DemoCamera
+from device.camera._replay import ReplayCamera
+from device.config import Config
+from device.emotion import EmotionClassifier
+from device.events import EMOTIONS, Frame, Reading
+from device.faces import make_detector
+from device.mood import MoodEngine, MoodSettings
+from device.pipeline import Pipeline
+
+
+def _pipeline(config: Config) -> Pipeline:
+    classifier = EmotionClassifier(config.emotion.model_path, config.emotion.threads)
+    detector = make_detector(config.faces.detector, config.faces.min_score, config.faces.max_faces)
+    return Pipeline(detector, classifier, MoodEngine(MoodSettings(**config.mood.model_dump())))
+
+
+def _faces(reading: Reading) -> list[dict[str, Any]]:
+    return [
+        {
+            "box": list(f.face.box),
+            "score": round(f.face.score, 3),
+            "probabilities": {e: round(p, 4) for e, p in zip(EMOTIONS, f.probabilities)},
+            "emotion": f.emotion,
+        }
+        for f in reading.faces
+    ]
+
+
+def classify(config: Config, images: list[Path]) -> list[dict[str, Any]]:
+    pipeline = _pipeline(config)
+    out = []
+    for path in images:
+        grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if grey is None:
+            out.append({"image": str(path), "error": f"{path} is missing or not an image OpenCV can read"})
+            continue
+        reading, _ = pipeline.process(Frame(grey, 0.0, 0))
+        out.append({"image": str(path), "faces": _faces(reading)})
+    return out
+
+
+def replay(config: Config, source: str, pace: str = "fast") -> dict[str, Any]:
+    pipeline = _pipeline(config)
+    if source == "demo":
+        camera = DemoCamera(max_fps=config.camera.max_fps, realtime=pace == "realtime", cycles=1)
+    else:
+        camera = ReplayCamera(source, pace=pace, loop=False)
+    camera.open()
+    timeline, frames, with_faces, last_t = [], 0, 0, 0.0
+    try:
+        while (frame := camera.read()) is not None:
+            reading, change = pipeline.process(frame)
+            frames += 1
+            with_faces += bool(reading.faces)
+            last_t = frame.t
+            if change is not None:
+                timeline.append(
+                    {
+                        "t": round(change.t, 2),
+                        "mood": change.mood,
+                        "previous": change.previous,
+                        "confidence": change.confidence,
+                    }
+                )
+    finally:
+        camera.close()
+    if frames == 0:
+        raise CameraError(f"{source} gave no frames")
+    return {
+        "source": source,
+        "frames": frames,
+        "frames_with_faces": with_faces,
+        "duration_s": round(last_t, 2),
+        "timeline": timeline,
+        "final_mood": pipeline.engine.mood,
+        "moods_seen": sorted({c["mood"] for c in timeline}),
+        "latency_ms": pipeline.latency_ms(),
+        "model": {"version": pipeline.classifier.version, "interim": pipeline.classifier.interim},
+    }
+
+
+def describe_classify(results: list[dict[str, Any]]) -> str:
+    lines = []
+    for r in results:
+        if "error" in r:
+            lines.append(f"{r['image']}: {r['error']}")
+            continue
+        lines.append(f"{r['image']}: {len(r['faces'])} face(s)")
+        for f in r["faces"]:
+            p = f["probabilities"][f["emotion"]]
+            lines.append(f"  box {f['box']}: {f['emotion']} ({p:.0%})")
+    return "\n".join(lines)
+
+
+def describe_replay(result: dict[str, Any]) -> str:
+    lines = [f"{result['source']}: {result['frames']} frames, {result['duration_s']} s"]
+    lines += [f"  {c['t']:7.2f} s  {c['previous']} -> {c['mood']} ({c['confidence']:.0%})" for c in result["timeline"]]
+    lines.append(f"final mood: {result['final_mood']}")
+    return "\n".join(lines)

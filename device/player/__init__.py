@@ -1,0 +1,41 @@
+"""Players behind one interface: Spotify Connect, or a preview that only shows what it would play."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from device.player.music import MusicSource
+
+
+class PlayerError(RuntimeError):
+    """Playback failed; `state` is what the page shows (e.g. 'speaker-not-found'), the message says what to do."""
+
+    def __init__(self, state: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.state, self.retry_after = state, retry_after
+
+
+@dataclass
+class Playing:
+    mood: str
+    source: MusicSource
+    tracks: list[str] = field(default_factory=list)  # "Artist - Title"
+    speaker: str = ""
+    preview: bool = False  # True: nothing actually plays
+    started_at: float = 0.0
+
+
+class Player(Protocol):
+    name: str
+
+    def play(self, mood: str, source: MusicSource) -> Playing:
+        """Start music for `mood` from `source` on the speaker; raises PlayerError."""
+        ...
+
+    def status(self) -> dict:
+        """What the page shows about this player (connected, speaker, state)."""
+        ...
+
+
+__all__ = ["MusicSource", "Player", "PlayerError", "Playing"]

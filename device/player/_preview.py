@@ -1,0 +1,40 @@
+"""The preview player: with no Spotify connected, Moodbox shows and logs what it would play."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from device.player import Playing
+from device.player.music import MusicSource
+
+log = logging.getLogger(__name__)
+
+
+class PreviewPlayer:
+    name = "preview"
+
+    def __init__(self, speaker: str = "") -> None:
+        self.speaker = speaker or "your speaker"
+        self.history: list[Playing] = []
+
+    def play(self, mood: str, source: MusicSource) -> Playing:
+        playing = Playing(mood=mood, source=source, speaker=self.speaker, preview=True, started_at=time.time())
+        self.history.append(playing)
+        del self.history[:-50]
+        log.info(
+            "preview: the mood is %s; would play %s on %s (connect Spotify to play for real)",
+            mood,
+            source.describe(),
+            self.speaker,
+        )
+        return playing
+
+    def status(self) -> dict:
+        return {
+            "player": "preview",
+            "connected": False,
+            "speaker": self.speaker,
+            "state": "preview",
+            "message": "Spotify is not connected: showing what would play",
+        }

@@ -1,0 +1,106 @@
+"""What the page shows: a thread-safe, versioned snapshot of the room, fed by bus events.
+
+Web requests read `snapshot()`; the live stream waits on `wait_for_change()`. Nothing here holds a picture.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from device.events import EMOTIONS, NOBODY, MoodChange, Reading
+
+
+class RoomView:
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self.version = 0
+        self._mood: dict[str, Any] = {"name": NOBODY, "confidence": 0.0, "since": time.time(), "leader": None}
+        self._faces: list[dict[str, Any]] = []
+        self._frame: dict[str, Any] = {"t": None, "wall_time": None}
+        self._changes: deque[dict[str, Any]] = deque(maxlen=50)
+        self._playing: dict[str, Any] | None = None
+        self._errors: deque[dict[str, Any]] = deque(maxlen=20)
+        self._extra: dict[str, Any] = {}
+        self._face_signature: tuple = ()
+
+    def _bump(self) -> None:
+        self.version += 1
+        self._lock.notify_all()
+
+    def on_reading(self, reading: Reading, leader: str | None = None) -> None:
+        faces = [
+            {
+                "box": list(f.face.box),
+                "emotion": f.emotion,
+                "confidence": round(max(f.probabilities), 3),
+                "probabilities": dict(zip(EMOTIONS, (round(p, 3) for p in f.probabilities))),
+            }
+            for f in reading.faces
+        ]
+        signature = tuple(f["emotion"] for f in faces)
+        with self._lock:
+            self._faces = faces
+            self._frame = {"t": reading.t, "wall_time": reading.wall_time, "size": list(reading.frame_size)}
+            self._mood["leader"] = leader
+            # Bump (wake the page) when what a person would see changes, plus at most twice a second.
+            if signature != self._face_signature or time.time() - self._extra.get("_last_bump", 0) > 0.5:
+                self._face_signature = signature
+                self._extra["_last_bump"] = time.time()
+                self._bump()
+
+    def on_mood(self, change: MoodChange) -> None:
+        with self._lock:
+            self._mood = {
+                "name": change.mood,
+                "confidence": change.confidence,
+                "since": change.wall_time,
+                "leader": None,
+            }
+            self._changes.append(
+                {
+                    "mood": change.mood,
+                    "previous": change.previous,
+                    "confidence": change.confidence,
+                    "at": change.wall_time,
+                    "t": change.t,
+                }
+            )
+            self._bump()
+
+    def set_playing(self, playing: dict[str, Any] | None) -> None:
+        with self._lock:
+            self._playing = playing
+            self._bump()
+
+    def add_error(self, source: str, message: str) -> None:
+        with self._lock:
+            self._errors.append({"source": source, "message": message, "at": time.time()})
+            self._bump()
+
+    def set(self, key: str, value: Any) -> None:
+        """Other facts the page shows (camera, pipeline, player status), replaced whole."""
+        with self._lock:
+            if self._extra.get(key) != value:
+                self._extra[key] = value
+                self._bump()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "version": self.version,
+                "mood": dict(self._mood),
+                "faces": list(self._faces),
+                "frame": dict(self._frame),
+                "recent_changes": list(self._changes)[-10:],
+                "playing": self._playing,
+                "errors": list(self._errors),
+                **{k: v for k, v in self._extra.items() if not k.startswith("_")},
+            }
+
+    def wait_for_change(self, version: int, timeout: float) -> bool:
+        """Block until the version moves past `version` or the timeout passes; True if it moved."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self.version != version, timeout)

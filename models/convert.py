@@ -1,0 +1,130 @@
+"""Convert a trained checkpoint to the full-integer int8 TFLite model the device runs, plus its metadata.
+
+    python -m models.convert [--checkpoint models/checkpoints/best.pt] [--out models/emotion_vgg16_int8.tflite]
+
+Calibration uses real Training faces (stratified by class), never random data. Input and output tensors are
+int8; their scale and zero point are read back from the converted file and written into the metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from models.fer import CLASS_NAMES, load_split
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "emotion_vgg16_int8.tflite"
+DEFAULT_FRAMING = {"margin": 1.137, "shift_x": 0.0, "shift_y": -0.055, "align_eyes": True}
+
+
+def representative_faces(n: int, seed: int = 0) -> np.ndarray:
+    """n Training faces, the same number from each class where the class has enough."""
+    train = load_split("Training")
+    rng = np.random.default_rng(seed)
+    per_class = n // len(CLASS_NAMES)
+    picks = [rng.choice(np.nonzero(train.labels == c)[0], per_class, replace=False) for c in range(len(CLASS_NAMES))]
+    idx = np.concatenate(picks)
+    rng.shuffle(idx)
+    return train.images[idx]
+
+
+def convert(keras_model, faces: np.ndarray) -> bytes:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    def samples():
+        for face in faces:
+            yield [face.astype(np.float32)[None, :, :, None]]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = samples
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def tensor_quantisation(model: bytes) -> tuple[dict, dict]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=model)
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+
+    def q(d: dict) -> dict:
+        return {
+            "dtype": np.dtype(d["dtype"]).name,
+            "scale": float(d["quantization"][0]),
+            "zero_point": int(d["quantization"][1]),
+        }
+
+    return q(inp), q(out)
+
+
+def framing() -> dict:
+    path = HERE / "framing.json"
+    if not path.exists():
+        return dict(DEFAULT_FRAMING)
+    f = json.loads(path.read_text())
+    return {"margin": f["margin"], "shift_x": f["shift_x"], "shift_y": f["shift_y"], "align_eyes": True}
+
+
+def write_model(model: bytes, out: Path, checkpoint: dict, interim: bool, calibration_faces: int) -> dict:
+    q_in, q_out = tensor_quantisation(model)
+    out.write_bytes(model)
+    meta = {
+        "format": "moodbox-emotion/1",
+        "name": "VGG16 FER2013 emotion classifier",
+        "version": f"vgg16-e{checkpoint['epoch'] + 1}-{dt.date.today().isoformat()}",
+        "interim": interim,
+        "labels": list(CLASS_NAMES),
+        "input": {
+            "size": [48, 48],
+            "channels": 1,
+            "preprocessing": "grey uint8 pixels 0..255, quantised with the input scale and zero point; "
+            "mean/std normalisation is inside the model",
+            "quantization": q_in,
+        },
+        "output": {"kind": "softmax probabilities", "quantization": q_out},
+        "crop": framing(),
+        "calibration": f"{calibration_faces} FER2013 Training faces, stratified by class",
+        "training": {
+            "epochs_trained": checkpoint["epoch"] + 1,
+            "public_test_accuracy_float": checkpoint.get("public_test", {}).get("acc"),
+        },
+        "sha256": hashlib.sha256(model).hexdigest(),
+        "size_bytes": len(model),
+    }
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, default=HERE / "checkpoints" / "best.pt")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--calibration-faces", type=int, default=700)
+    p.add_argument("--interim", action="store_true", help="mark the model as interim in its metadata")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from models.keras_port import keras_from_checkpoint
+
+    checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    model = convert(keras_from_checkpoint(args.checkpoint), representative_faces(args.calibration_faces))
+    meta = write_model(model, args.out, checkpoint, args.interim, args.calibration_faces)
+    print(json.dumps({k: meta[k] for k in ("version", "interim", "size_bytes", "sha256")}, indent=2))
+    print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+    return meta
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The `moodbox` command on real photos, the real video and the built-in demo feed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO, isolated_env
+
+
+def moodbox(tmp_path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "device", *args],
+        cwd=REPO,
+        env=isolated_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_classify_finds_one_happy_face_and_none_in_the_cartoon(tmp_path, media):
+    r = moodbox(tmp_path, "classify", str(media / "justin.jpg"), str(media / "no-faces.jpg"), "--json")
+    assert r.returncode == 0, r.stderr
+    justin, cartoon = json.loads(r.stdout)
+    assert len(justin["faces"]) == 1
+    face = justin["faces"][0]
+    assert set(face["probabilities"]) == {"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"}
+    assert abs(sum(face["probabilities"].values()) - 1) < 0.01
+    assert len(face["box"]) == 4
+    assert face["emotion"] == "happy"
+    assert cartoon["faces"] == []
+
+
+def test_classify_reports_an_unreadable_image(tmp_path, media):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    r = moodbox(tmp_path, "classify", str(bad), str(media / "justin.jpg"), "--json")
+    assert r.returncode == 1
+    out = json.loads(r.stdout)
+    assert "not an image OpenCV can read" in out[0]["error"] and len(out[1]["faces"]) == 1
+
+
+def test_replay_of_the_smile_video_settles_on_happy(tmp_path, media):
+    r = moodbox(tmp_path, "replay", str(media / "phone_smile.mp4"), "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["frames"] == 115 and result["frames_with_faces"] >= 100
+    assert result["final_mood"] == "happy"
+    assert result["timeline"][-1]["mood"] == "happy"
+
+
+def test_replay_demo_shows_at_least_three_moods(tmp_path):
+    r = moodbox(tmp_path, "replay", "demo", "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert len(set(result["moods_seen"]) - {"nobody"}) >= 3, result["timeline"]
+    times = [c["t"] for c in result["timeline"]]
+    assert times == sorted(times)
+
+
+def test_replay_of_a_missing_video_is_a_clear_error(tmp_path):
+    r = moodbox(tmp_path, "replay", str(tmp_path / "missing.mp4"))
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_python_dash_m_and_the_entry_point_agree(tmp_path, media):
+    exe = REPO / ".venv" / "bin" / "moodbox"
+    r = subprocess.run(
+        [str(exe), "classify", str(media / "no-faces.jpg"), "--json"],
+        cwd=REPO,
+        env=isolated_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0 and json.loads(r.stdout)[0]["faces"] == []

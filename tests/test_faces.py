@@ -1,0 +1,90 @@
+"""Face detection on real photos, video frames and empty rooms."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from device.camera._demo import DemoCamera
+from device.faces import make_detector
+
+
+def small(grey: np.ndarray, width: int = 320) -> np.ndarray:
+    return cv2.resize(grey, (width, round(grey.shape[0] * width / grey.shape[1])), interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize("kind", ["blazeface", "blazeface-short", "haar"])
+def test_one_face_on_the_portrait_where_it_is(kind, justin_grey):
+    faces = make_detector(kind).detect(small(justin_grey))
+    assert len(faces) == 1
+    f = faces[0]
+    cx, cy = f.x + f.w / 2, f.y + f.h / 2
+    # The face in justin.jpg (scaled to 320 wide) is centred near (155, 165) and about 150 px across.
+    assert 135 < cx < 175 and 140 < cy < 190, f
+    assert 110 < f.w < 190, f
+
+
+@pytest.mark.parametrize("kind", ["blazeface", "blazeface-short", "haar"])
+def test_no_face_in_the_cartoon(kind, media):
+    grey = cv2.imread(str(media / "no-faces.jpg"), cv2.IMREAD_GRAYSCALE)
+    assert make_detector(kind).detect(small(grey)) == []
+    assert make_detector(kind).detect(grey) == []
+
+
+def test_keypoints_put_the_eyes_above_the_mouth(detector, justin_grey):
+    f = detector.detect(small(justin_grey))[0]
+    (rx, ry), (lx, ly), _nose, (_mx, my) = f.keypoints[:4]
+    assert rx < lx and max(ry, ly) < my
+    assert 0.5 < f.score <= 1
+
+
+def test_the_face_in_the_video_is_found_in_most_frames(detector, media):
+    cap = cv2.VideoCapture(str(media / "phone_smile.mp4"))
+    found = total = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        total += 1
+        faces = detector.detect(small(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)))
+        assert len(faces) <= 1, "one person in the clip"
+        found += len(faces) == 1
+    assert total > 100
+    assert found / total >= 0.9
+
+
+def test_empty_rooms_give_no_faces(detector):
+    """The demo room with nobody in it, under changing light and noise, and plain textures."""
+    cam = DemoCamera(realtime=False)
+    cam.open()
+    empty_scene = next(s for s in cam.room.scenes if not s.faces)
+    start = 0.0
+    for s in cam.room.scenes:
+        if s is empty_scene:
+            break
+        start += s.seconds
+    false = sum(len(detector.detect(small(cam.room.render(start + i * 0.25)))) for i in range(16))
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        texture = cv2.GaussianBlur(rng.integers(0, 256, (240, 320), dtype=np.uint8), (0, 0), rng.uniform(1, 6))
+        false += len(detector.detect(texture))
+    false += len(detector.detect(np.zeros((240, 320), np.uint8))) + len(
+        detector.detect(np.full((240, 320), 255, np.uint8))
+    )
+    assert false == 0
+
+
+def test_several_faces_are_all_reported(detector, justin_grey):
+    one = small(justin_grey, 200)
+    frame = np.full((240, 640), 128, np.uint8)
+    frame[: one.shape[0], :200] = one[:240]
+    frame[: one.shape[0], 420:620] = one[:240]
+    faces = detector.detect(frame)
+    assert len(faces) == 2
+    assert sorted(f.x < 320 for f in faces) == [False, True]
+
+
+def test_unknown_detector_is_refused():
+    with pytest.raises(ValueError, match="use auto, blazeface, blazeface-short or haar"):
+        make_detector("yunet")

@@ -1,0 +1,147 @@
+"""Privacy: no frame or face crop is ever written to disk or sent over the network.
+
+The real process runs under strace, which sees every file it opens for writing and every socket it connects,
+whatever library does it (Python, OpenCV's C++, LiteRT). Then every file it wrote, and every file that appeared
+where it can write, is checked for image data.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.conftest import REPO, free_port, isolated_env
+
+IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"GIF8", b"II*\x00", b"MM\x00*", b"RIFF", b"P5", b"P6", b"\x93NUMPY")
+IMAGE_SUFFIX = re.compile(r"\.(jpe?g|png|bmp|gif|tiff?|webp|pgm|ppm|npy|npz|yuv|raw|h264|mp4|avi|mkv)$", re.I)
+WRITE_OPEN = re.compile(r'open(?:at)?\((?:[^,]+, )?"([^"]+)", ([A-Z_|]+)[^)]*\) = (\d+)')
+CONNECT = re.compile(r"connect\(\d+, \{sa_family=(AF_INET6?|AF_UNIX)[^}]*?(?:sin6?_addr=inet_pton\(AF_INET6?, \"([^\"]+)\"\)|inet_addr\(\"([^\"]+)\"\)|sun_path=\"([^\"]*)\")")
+
+
+def traced(cmd: list[str], tmp_path: Path, **kw) -> tuple[subprocess.Popen, Path]:
+    trace = tmp_path / "strace.txt"
+    full = ["strace", "-f", "-qq", "-s", "200", "-o", str(trace),
+            "-e", "trace=open,openat,creat,connect,sendto,sendmsg", *cmd]
+    proc = subprocess.Popen(full, cwd=REPO, env=isolated_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+    return proc, trace
+
+
+def stop_traced(proc: subprocess.Popen) -> None:
+    """SIGTERM the traced program (strace's child), then let strace finish writing the trace."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    for pid in children:
+        subprocess.run(["kill", "-TERM", pid], check=False)
+    proc.communicate(timeout=30)
+
+
+def written_paths(trace: Path) -> set[str]:
+    paths = set()
+    for m in WRITE_OPEN.finditer(trace.read_text()):
+        path, flags = m.group(1), m.group(2)
+        if any(f in flags for f in ("O_WRONLY", "O_RDWR", "O_CREAT")):
+            paths.add(path)
+    return paths
+
+
+def remote_connects(trace: Path) -> list[str]:
+    bad = []
+    for m in CONNECT.finditer(trace.read_text()):
+        family, v6, v4, _unix = m.groups()
+        addr = v6 or v4
+        if family != "AF_UNIX" and addr not in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
+            bad.append(m.group(0))
+    return bad
+
+
+def looks_like_image(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    return bool(IMAGE_SUFFIX.search(path.name)) or any(head.startswith(m) for m in IMAGE_MAGIC)
+
+
+def new_files(roots: list[Path], since: float) -> list[Path]:
+    out = []
+    for root in roots:
+        if root.exists():
+            out += [p for p in root.rglob("*") if p.is_file() and p.stat().st_mtime >= since]
+    return out
+
+
+def assert_no_images(trace: Path, tmp_path: Path, since: float) -> None:
+    written = written_paths(trace)
+    assert written is not None
+    for path in written:
+        assert not IMAGE_SUFFIX.search(path), f"the process opened {path} for writing"
+        p = Path(path)
+        if p.is_file() and not path.startswith(("/dev/", "/proc/")):
+            assert not looks_like_image(p), f"{path} holds image data"
+    roots = [tmp_path, REPO, Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")]
+    images = [p for p in new_files(roots, since) if looks_like_image(p) and "strace" not in p.name
+              and ".pytest_cache" not in p.parts and "artifacts" not in p.parts and "pytest-of" not in str(p)]
+    assert images == [], images
+
+
+def test_replay_writes_no_image_and_opens_no_remote_connection(tmp_path, media):
+    since = time.time() - 1
+    proc, trace = traced([sys.executable, "-m", "device", "replay", str(media / "phone_smile.mp4"), "--json"],
+                         tmp_path)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert '"final_mood"' in out
+    text = trace.read_text()
+    assert "phone_smile.mp4" in text, "strace saw the video being opened: the trace is real"
+    assert_no_images(trace, tmp_path, since)
+    assert remote_connects(trace) == []
+
+
+def test_the_running_daemon_writes_no_image_and_serves_none(tmp_path):
+    since = time.time() - 1
+    port = free_port()
+    proc, trace = traced([sys.executable, "-m", "device", "run", "--port", str(port)], tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2) as r:
+                    if b'"frames"' in r.read():
+                        break
+            except OSError:
+                time.sleep(0.3)
+        time.sleep(8)  # several mood changes' worth of frames
+        for path in ("/", "/api/state", "/healthz", "/static/now.js"):
+            with urllib.request.urlopen(base + path, timeout=5) as r:
+                ctype = r.headers["Content-Type"]
+                body = r.read()
+                assert not ctype.startswith(("image/", "video/")), (path, ctype)
+                assert not any(body.startswith(m) for m in IMAGE_MAGIC[:4]), path
+    finally:
+        stop_traced(proc)
+    assert "face_detection_full_range" in trace.read_text()
+    assert_no_images(trace, tmp_path, since)
+    assert remote_connects(trace) == []
+
+
+def test_the_checker_catches_an_image_write(tmp_path):
+    """The same checks flag a process that does save a frame: the privacy test can fail."""
+    since = time.time() - 1
+    script = "import cv2, numpy as np; cv2.imwrite('leak.png', np.zeros((8, 8), np.uint8))"
+    proc, trace = traced([sys.executable, "-c", script], tmp_path)
+    proc.communicate(timeout=60)
+    assert any(p.endswith("leak.png") for p in written_paths(trace))
+    try:
+        assert_no_images(trace, tmp_path, since)
+    except AssertionError:
+        pass
+    else:
+        raise AssertionError("an image write went unnoticed")
+    finally:
+        (REPO / "leak.png").unlink(missing_ok=True)
