@@ -1,40 +1,167 @@
-"""Mood changes to music: when the room's mood settles, start the matching music on the player.
+"""Mood changes to music, with manners. Runs on its own thread, so the frame loop never waits on Spotify.
 
-Runs on its own bus thread, so a slow or failing player never holds up the frame loop.
+When the room's mood settles, the matching music starts on the speaker, unless:
+- auto-play is paused, or it is quiet hours;
+- the last automatic change was less than `cooldown_minutes` ago;
+- someone changed the music from their own phone since Moodbox last started something ("hands off");
+- a "not my mood" override holds another mood for a while.
+A change that could not be played (Spotify down, speaker off, rate limit) waits and is tried again, as long as
+the room's mood still holds.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any
 
-from device.events import NOBODY, MoodChange
-from device.player import Player, PlayerError
-from device.player.music import DEFAULT_MUSIC, MusicSource
+from device.events import EMOTIONS, NOBODY, MoodChange
+from device.player import Player, PlayerError, Playing
 from device.roomview import RoomView
+from device.settings import Settings
 
 log = logging.getLogger(__name__)
+RETRY_DEFAULT = 30.0
 
 
 class AutoPlay:
-    def __init__(self, player: Player, view: RoomView, music: dict[str, MusicSource] | None = None) -> None:
-        self.player, self.view = player, view
-        self.music = dict(music or DEFAULT_MUSIC)
-        self.enabled = True
+    def __init__(
+        self, player: Player, view: RoomView, settings: Callable[[], Settings], clock: Callable[[], float] = time.time
+    ) -> None:
+        self.player, self.view, self._settings, self._clock = player, view, settings, clock
+        self.mood: str = NOBODY  # the room's settled mood
+        self.mood_at: float | None = None
+        self.played_mood: str | None = None
+        self.played_at: float | None = None
+        self.playing: Playing | None = None
+        self.hands_off_until = 0.0
+        self.retry_at = 0.0
+        self.override: dict[str, Any] | None = None  # {"mood", "until"}
+        self.waiting = ""  # why nothing happens now, for the page
+        self._wake = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self.plays = 0
 
+    # -- inputs --------------------------------------------------------------------------------------------------
     def on_mood(self, change: MoodChange) -> None:
-        if change.mood == NOBODY or not self.enabled:
-            return
-        source = self.music.get(change.mood)
+        with self._wake:
+            self.mood, self.mood_at = change.mood, change.wall_time
+            self._wake.notify()
+
+    def set_override(self, mood: str | None) -> None:
+        """'Not my mood': hold `mood` for the configured time (None clears it)."""
+        if mood is not None and mood not in EMOTIONS:
+            raise ValueError(f"unknown mood {mood!r}; choose one of {', '.join(EMOTIONS)}")
+        with self._wake:
+            minutes = self._settings().override_minutes
+            self.override = {"mood": mood, "until": self._clock() + minutes * 60} if mood else None
+            self.retry_at = 0.0
+            self._wake.notify()
+
+    def poke(self) -> None:
+        """Re-evaluate now (a setting changed, or the user asked)."""
+        with self._wake:
+            self.retry_at = 0.0
+            self._wake.notify()
+
+    # -- the decision ------------------------------------------------------------------------------------------
+    def target(self) -> str | None:
+        now = self._clock()
+        if self.override and self.override["until"] > now:
+            return self.override["mood"]
+        self.override = None
+        return self.mood if self.mood in EMOTIONS else None
+
+    def step(self) -> float:
+        """Decide and maybe play; returns how many seconds until the next decision is worth making."""
+        s, now = self._settings(), self._clock()
+        target = self.target()
+        if target is None:
+            return self._wait("nobody here" if self.mood == NOBODY else "", 60)
+        if target == self.played_mood and self.playing is not None:
+            return self._wait("", 60)
+        if not s.autoplay:
+            return self._wait("auto-play is paused", 60)
+        if s.quiet_hours.active():
+            return self._wait(f"quiet hours until {s.quiet_hours.end}", 60)
+        if now < self.retry_at:
+            return self._wait(self.waiting, self.retry_at - now)
+        overridden = self.override is not None
+        if not overridden and self.played_at is not None and now - self.played_at < s.cooldown_minutes * 60:
+            left = self.played_at + s.cooldown_minutes * 60 - now
+            return self._wait(f"cooldown: next change in {left / 60:.0f} min", left)
+        if not overridden and now < self.hands_off_until:
+            return self._wait("hands off: someone chose the music", self.hands_off_until - now)
+        source = s.music_for(target)
         if source is None:
-            return
+            return self._wait(f"no music chosen for {target}", 60)
         try:
-            playing = self.player.play(change.mood, source)
+            if not overridden and self.player.someone_else_is_playing():
+                self.hands_off_until = now + s.hands_off_minutes * 60
+                log.info("someone changed the music: leaving the speaker alone for %.0f min", s.hands_off_minutes)
+                return self._wait("hands off: someone chose the music", self.hands_off_until - now)
+            playing = self.player.play(target, source)
         except PlayerError as exc:
-            log.warning("could not play for %s: %s", change.mood, exc)
+            delay = exc.retry_after if exc.retry_after is not None else None
             self.view.add_error(self.player.name, str(exc))
-            return
+            if delay is None:  # needs a person (reconnect, premium, no speaker chosen): look again later
+                delay = 300.0
+            self.retry_at = now + delay * random.uniform(1.0, 1.1)
+            log.warning("could not play %s: %s (next try in %.0f s)", target, exc, self.retry_at - now)
+            return self._wait(str(exc), self.retry_at - now)
+        self.playing, self.played_mood, self.played_at, self.plays = playing, target, now, self.plays + 1
+        self.retry_at = 0.0
         self.view.set_playing(
             {**asdict(playing), "source": {**asdict(playing.source), "description": playing.source.describe()}}
         )
+        return self._wait("", 60)
+
+    def _wait(self, why: str, seconds: float) -> float:
+        self.waiting = why
+        self.publish()
+        return max(0.05, seconds)
+
+    def publish(self) -> None:
+        self.view.set(
+            "autoplay",
+            {
+                "enabled": self._settings().autoplay,
+                "waiting": self.waiting,
+                "override": self.override,
+                "hands_off_until": self.hands_off_until or None,
+                "retry_at": self.retry_at or None,
+            },
+        )
         self.view.set("player", self.player.status())
+
+    # -- thread ----------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="autoplay", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                if self._stop:
+                    return
+            try:
+                delay = self.step()
+            except Exception:
+                log.exception("auto-play step failed")
+                delay = RETRY_DEFAULT
+            with self._wake:
+                if self._stop:
+                    return
+                self._wake.wait(timeout=min(delay, 60.0))
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stop = True
+            self._wake.notify()
+        if self._thread:
+            self._thread.join(2)

@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("video", help="a video file, a folder of images, or 'demo' for the built-in demo feed")
     rep.add_argument("--json", action="store_true", help="print JSON")
     rep.add_argument("--pace", choices=("fast", "realtime"), default="fast")
+    sub.add_parser("pairing-code", help="print the one-time code for setting the page's password (first run)")
     return p
 
 
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             from device.daemon import Daemon
 
             return Daemon(config, args.port).run_forever()
+        if args.command == "pairing-code":
+            return _pairing_code(config)
         from device import offline
 
         if args.command == "classify":
@@ -65,6 +68,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         logging.shutdown()
+
+
+def _pairing_code(config) -> int:
+    from device.store import Store
+    from web_ui.auth import Owner
+
+    state = config.state.path
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    code = Owner(Store(state / "moodbox.db"), state).pairing_code()
+    if code is None:
+        print("The page's password is already set; sign in with it (or see README, 'Forgot the password').")
+    else:
+        print(f"Pairing code: {code}  (enter it on the page's Set up screen to choose the password)")
+    return 0
 
 
 def _print(result, as_json: bool, describe) -> None:

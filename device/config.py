@@ -75,13 +75,17 @@ class Player(_Section):
 
 
 class Spotify(_Section):
-    client_id: str = ""
+    client_id: str = Field("", description="your Spotify app's client ID (no secret is needed: PKCE)")
     speaker: str = Field("", description="the Spotify Connect speaker's name, as the Spotify app shows it")
-    market: str = "from_token"
+    redirect_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        0, description="port of the http://127.0.0.1:PORT/callback redirect registered for the app; 0 = [web] port"
+    )
+    api_url: Annotated[str, Field(pattern=r"^https?://")] = "https://api.spotify.com/v1/"
+    accounts_url: Annotated[str, Field(pattern=r"^https?://")] = "https://accounts.spotify.com"
 
 
 class YouTube(_Section):
-    api_key: SecretStr = SecretStr("")
+    api_key: SecretStr = Field(SecretStr(""), description="a YouTube Data API v3 key; empty = search links only")
     region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "US"
     daily_searches: Annotated[int, Field(ge=0, le=10000)] = 90
 

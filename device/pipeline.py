@@ -37,6 +37,8 @@ class Pipeline:
         self._arrivals: deque[float] = deque(maxlen=60)
         self._timings: dict[str, deque[float]] = {}
         self.last_reading: Reading | None = None
+        self.keep_last_frame = False  # only while the owner's live preview is on; memory only
+        self.last_grey: np.ndarray | None = None
 
     def process(self, frame: Frame, capture_ms: float = 0.0) -> tuple[Reading, MoodChange | None]:
         t0 = time.perf_counter()
@@ -59,6 +61,7 @@ class Pipeline:
         timings["mood"] = (time.perf_counter() - t2) * 1000
         self._account(timings)
         self.last_reading = reading
+        self.last_grey = grey if self.keep_last_frame else None
         if self.bus is not None:
             self.bus.publish(reading)
             if change is not None:

@@ -67,11 +67,47 @@ def isolated_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+PASSWORD = "correct horse battery"
+
+
+def csrf_from(html: str) -> str:
+    import re
+
+    m = re.search(r'name="csrf[-_]token" (?:value|content)="([^"]+)"', html)
+    assert m, "no CSRF token in the page"
+    return m.group(1)
+
+
+def login(base: str, state_dir: Path, password: str = PASSWORD):
+    """A requests.Session signed in to the page (setting the password with the pairing code on first run),
+    with the CSRF header set for state-changing calls."""
+    import requests
+
+    http = requests.Session()
+    r = http.get(base + "/", timeout=10)
+    if r.url.endswith("/setup"):
+        code = (state_dir / "pairing-code").read_text().strip()
+        r = http.post(
+            base + "/setup",
+            data={"csrf_token": csrf_from(r.text), "code": code, "password": password, "password2": password},
+            timeout=30,
+        )
+    elif "/login" in r.url:
+        r = http.post(base + "/login", data={"csrf_token": csrf_from(r.text), "password": password}, timeout=30)
+    assert r.status_code == 200 and 'data-page="now"' in r.text, (r.status_code, r.url, r.text[:500])
+    http.headers["X-CSRF-Token"] = csrf_from(r.text)
+    return http
+
+
 class DaemonProcess:
     """`moodbox run` in a subprocess, on a free port, with an isolated HOME."""
 
-    def __init__(self, tmp_path: Path, args: list[str] | None = None, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+    def __init__(
+        self, tmp_path: Path, args: list[str] | None = None, env: dict[str, str] | None = None, port: int | None = None
+    ) -> None:
+        self.env = env or isolated_env(tmp_path)
+        self.state_dir = Path(self.env["XDG_STATE_HOME"]) / "moodbox"
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / f"daemon-{self.port}.log"
         self._log = self.log_path.open("w")
@@ -98,6 +134,9 @@ class DaemonProcess:
                 time.sleep(0.2)
         raise AssertionError(f"daemon not healthy within {timeout} s:\n{self.log()}")
 
+    def login(self, password: str = PASSWORD):
+        return login(self.base, self.state_dir, password)
+
     def log(self) -> str:
         self._log.flush()
         return self.log_path.read_text()
@@ -118,8 +157,10 @@ class DaemonProcess:
 def daemon(tmp_path):
     started: list[DaemonProcess] = []
 
-    def start(args: list[str] | None = None, env: dict[str, str] | None = None) -> DaemonProcess:
-        d = DaemonProcess(tmp_path, args, env)
+    def start(
+        args: list[str] | None = None, env: dict[str, str] | None = None, port: int | None = None
+    ) -> DaemonProcess:
+        d = DaemonProcess(tmp_path, args, env, port)
         started.append(d)
         return d
 

@@ -23,9 +23,10 @@ def test_demo_by_default_page_health_and_changing_moods(daemon, tmp_path):
         page = r.read().decode()
         assert r.status == 200 and "Moodbox" in page
         assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+    http = d.login()
     moods, start = [], time.monotonic()
     while time.monotonic() - start < 60 and len(moods) < 3:
-        state = get_json(d.base + "/api/state")
+        state = http.get(d.base + "/api/state", timeout=5).json()
         name = state["mood"]["name"]
         if not moods or moods[-1] != name:
             moods.append(name)
@@ -34,7 +35,7 @@ def test_demo_by_default_page_health_and_changing_moods(daemon, tmp_path):
     health = get_json(d.base + "/healthz")
     assert health["pipeline"] == "running" and health["camera"]["source"] == "demo"
     assert health["fps"] > 5
-    state = get_json(d.base + "/api/state")
+    state = http.get(d.base + "/api/state", timeout=5).json()
     assert state["playing"]["preview"] is True and state["playing"]["source"]["description"]
     assert "would play" in d.log()
 
@@ -42,13 +43,15 @@ def test_demo_by_default_page_health_and_changing_moods(daemon, tmp_path):
 def test_live_events_stream_pushes_state(daemon):
     d = daemon()
     d.wait_healthy()
-    with urllib.request.urlopen(d.base + "/api/events", timeout=10) as r:
+    http = d.login()
+    with http.get(d.base + "/api/events", stream=True, timeout=10) as r:
         assert r.headers["Content-Type"].startswith("text/event-stream")
         versions = []
-        while len(versions) < 3:
-            line = r.readline().decode()
+        for line in r.iter_lines(decode_unicode=True):
             if line.startswith("data: "):
                 versions.append(json.loads(line[6:])["version"])
+            if len(versions) == 3:
+                break
     assert versions == sorted(versions) and len(set(versions)) == 3
 
 

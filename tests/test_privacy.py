@@ -14,20 +14,33 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import REPO, free_port, isolated_env
+from tests.conftest import REPO, free_port, isolated_env, login
 
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"GIF8", b"II*\x00", b"MM\x00*", b"RIFF", b"P5", b"P6", b"\x93NUMPY")
 IMAGE_SUFFIX = re.compile(r"\.(jpe?g|png|bmp|gif|tiff?|webp|pgm|ppm|npy|npz|yuv|raw|h264|mp4|avi|mkv)$", re.I)
 WRITE_OPEN = re.compile(r'open(?:at)?\((?:[^,]+, )?"([^"]+)", ([A-Z_|]+)[^)]*\) = (\d+)')
-CONNECT = re.compile(r"connect\(\d+, \{sa_family=(AF_INET6?|AF_UNIX)[^}]*?(?:sin6?_addr=inet_pton\(AF_INET6?, \"([^\"]+)\"\)|inet_addr\(\"([^\"]+)\"\)|sun_path=\"([^\"]*)\")")
+CONNECT = re.compile(
+    r"connect\(\d+, \{sa_family=(AF_INET6?|AF_UNIX)[^}]*?(?:sin6?_addr=inet_pton\(AF_INET6?, \"([^\"]+)\"\)|inet_addr\(\"([^\"]+)\"\)|sun_path=\"([^\"]*)\")"
+)
 
 
 def traced(cmd: list[str], tmp_path: Path, **kw) -> tuple[subprocess.Popen, Path]:
     trace = tmp_path / "strace.txt"
-    full = ["strace", "-f", "-qq", "-s", "200", "-o", str(trace),
-            "-e", "trace=open,openat,creat,connect,sendto,sendmsg", *cmd]
-    proc = subprocess.Popen(full, cwd=REPO, env=isolated_env(tmp_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
+    full = [
+        "strace",
+        "-f",
+        "-qq",
+        "-s",
+        "200",
+        "-o",
+        str(trace),
+        "-e",
+        "trace=open,openat,creat,connect,sendto,sendmsg",
+        *cmd,
+    ]
+    proc = subprocess.Popen(
+        full, cwd=REPO, env=isolated_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw
+    )
     return proc, trace
 
 
@@ -84,15 +97,21 @@ def assert_no_images(trace: Path, tmp_path: Path, since: float) -> None:
         if p.is_file() and not path.startswith(("/dev/", "/proc/")):
             assert not looks_like_image(p), f"{path} holds image data"
     roots = [tmp_path, REPO, Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")]
-    images = [p for p in new_files(roots, since) if looks_like_image(p) and "strace" not in p.name
-              and ".pytest_cache" not in p.parts and "artifacts" not in p.parts and "pytest-of" not in str(p)]
+    images = [
+        p
+        for p in new_files(roots, since)
+        if looks_like_image(p)
+        and "strace" not in p.name
+        and ".pytest_cache" not in p.parts
+        and "artifacts" not in p.parts
+        and "pytest-of" not in str(p)
+    ]
     assert images == [], images
 
 
 def test_replay_writes_no_image_and_opens_no_remote_connection(tmp_path, media):
     since = time.time() - 1
-    proc, trace = traced([sys.executable, "-m", "device", "replay", str(media / "phone_smile.mp4"), "--json"],
-                         tmp_path)
+    proc, trace = traced([sys.executable, "-m", "device", "replay", str(media / "phone_smile.mp4"), "--json"], tmp_path)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert '"final_mood"' in out
@@ -116,13 +135,14 @@ def test_the_running_daemon_writes_no_image_and_serves_none(tmp_path):
                         break
             except OSError:
                 time.sleep(0.3)
+        http = login(base, tmp_path / "home" / ".state" / "moodbox")
         time.sleep(8)  # several mood changes' worth of frames
-        for path in ("/", "/api/state", "/healthz", "/static/now.js"):
-            with urllib.request.urlopen(base + path, timeout=5) as r:
-                ctype = r.headers["Content-Type"]
-                body = r.read()
-                assert not ctype.startswith(("image/", "video/")), (path, ctype)
-                assert not any(body.startswith(m) for m in IMAGE_MAGIC[:4]), path
+        for path in ("/", "/system", "/api/state", "/healthz", "/static/app.js", "/api/preview.jpg"):
+            r = http.get(base + path, timeout=5)
+            ctype = r.headers["Content-Type"]
+            assert not ctype.startswith(("image/", "video/")), (path, ctype)
+            assert not any(r.content.startswith(m) for m in IMAGE_MAGIC[:4]), path
+        assert http.get(base + "/api/preview.jpg", timeout=5).status_code == 403  # off unless the owner allows it
     finally:
         stop_traced(proc)
     assert "face_detection_full_range" in trace.read_text()

@@ -32,6 +32,11 @@ class CameraFeed:
         self.retry_at: float | None = None
         self.source = "none"
         self.paused = threading.Event()  # privacy mode: camera closed until cleared
+        self._reopen: Callable[[], Camera] | None = None
+
+    def switch(self, opener: Callable[[], Camera]) -> None:
+        """Use another camera source from the next frame on (the settings page changed it)."""
+        self._reopen = opener
 
     def _wait(self, seconds: float, stop: threading.Event) -> None:
         end = time.monotonic() + seconds
@@ -55,6 +60,12 @@ class CameraFeed:
     def next_frame(self, stop: threading.Event) -> Frame | None:
         """The next frame; None when stopping or when a replay ended. Never raises for camera trouble."""
         while not stop.is_set():
+            if self._reopen is not None:
+                self._opener, self._reopen = self._reopen, None
+                if self.camera is not None:
+                    self.camera.close()
+                    self.camera = None
+                self.failures, self.state = 0, "starting"
             if self.paused.is_set():
                 if self.camera is not None:
                     self.camera.close()

@@ -37,5 +37,9 @@ class Player(Protocol):
         """What the page shows about this player (connected, speaker, state)."""
         ...
 
+    def someone_else_is_playing(self) -> bool:
+        """True when someone changed the music from their own phone since Moodbox last started something."""
+        ...
+
 
 __all__ = ["MusicSource", "Player", "PlayerError", "Playing"]

@@ -30,6 +30,9 @@ class PreviewPlayer:
         )
         return playing
 
+    def someone_else_is_playing(self) -> bool:
+        return False
+
     def status(self) -> dict:
         return {
             "player": "preview",

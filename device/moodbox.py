@@ -1,0 +1,253 @@
+"""The Moodbox itself: every part wired together, and the operations the page offers.
+
+Data flows one way: camera -> faces -> emotion -> mood -> actions (auto-play, history, the page). The page
+talks to this object only; it never reaches into the parts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from device import __version__
+from device.autoplay import AutoPlay
+from device.bus import Bus
+from device.camera import open_camera
+from device.camera._feed import CameraFeed
+from device.config import Config
+from device.emotion import EmotionClassifier
+from device.events import EMOTIONS, MoodChange, Reading
+from device.faces import make_detector
+from device.litert import runtime_name
+from device.mood import MoodEngine, MoodSettings
+from device.pipeline import Pipeline
+from device.player import Player, PlayerError
+from device.player._fallback import SpotifyOrPreview
+from device.player._preview import PreviewPlayer
+from device.player._spotify import SpotifyPlayer
+from device.player._spotify_auth import NotConnected, SpotifyAuth
+from device.roomview import RoomView
+from device.settings import Settings, SettingsBook
+from device.store import Store
+from device.systemd import Watchdog
+from device.videos import VideoSuggestions
+
+log = logging.getLogger("moodbox")
+
+
+class Moodbox:
+    def __init__(self, config: Config, port: int | None = None) -> None:
+        self.config = config
+        self.port = port or config.web.port
+        self.started = time.time()
+        self.state_dir = config.state.path
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.state_dir, 0o700)
+        self.store = Store(self.state_dir / "moodbox.db")
+        self.settings_book = SettingsBook(self.store, config)
+        s = self.settings
+
+        self.view = RoomView()
+        self.bus = Bus()
+        self.watchdog = Watchdog()
+        # Fails fast, with the cause and the fix, on a corrupt model or a missing runtime.
+        self.classifier = EmotionClassifier(config.emotion.model_path, config.emotion.threads)
+        self.detector = make_detector(config.faces.detector, config.faces.min_score, config.faces.max_faces)
+        self.engine = MoodEngine(self._mood_settings(s))
+        self.pipeline = Pipeline(self.detector, self.classifier, self.engine, self.bus)
+        self.feed = CameraFeed(self._camera_opener(s), heartbeat=self.watchdog.beat)
+        self.pipeline.keep_last_frame = s.preview_allowed
+        if s.privacy_mode:
+            self.feed.paused.set()
+
+        redirect_port = config.spotify.redirect_port or self.port
+        self.spotify_auth = SpotifyAuth(
+            config.spotify.client_id,
+            self.state_dir,
+            f"http://127.0.0.1:{redirect_port}/callback",
+            config.spotify.accounts_url,
+        )
+        self.spotify = SpotifyPlayer(self.spotify_auth, s.speaker, config.spotify.api_url)
+        self.preview = PreviewPlayer(s.speaker)
+        self.player: Player = {"spotify": self.spotify, "preview": self.preview}.get(
+            config.player.kind, SpotifyOrPreview(self.spotify, self.preview)
+        )
+        self.autoplay = AutoPlay(self.player, self.view, lambda: self.settings)
+        self.videos = VideoSuggestions(
+            config.youtube.api_key.get_secret_value(), config.youtube.region, self.store, config.youtube.daily_searches
+        )
+        if self.store.notice:
+            self.view.add_error("settings", self.store.notice)
+
+    # -- wiring --------------------------------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        return self.settings_book.current
+
+    def _mood_settings(self, s: Settings) -> MoodSettings:
+        m = self.config.mood
+        return MoodSettings(
+            window_seconds=m.window_seconds,
+            min_confidence=s.sensitivity,
+            hysteresis=m.hysteresis,
+            dwell_seconds=s.dwell_seconds,
+            nobody_after_seconds=m.nobody_after_seconds,
+        )
+
+    def _camera_opener(self, s: Settings):
+        camera_config = self.config.camera.model_copy(update={"source": s.camera_source})
+        return lambda: open_camera(camera_config)
+
+    def start(self) -> None:
+        self.view.set(
+            "model",
+            {
+                "version": self.classifier.version,
+                "interim": self.classifier.interim,
+                "accuracy": self.classifier.meta.get("accuracy"),
+            },
+        )
+        self.bus.subscribe("page", lambda r: self.view.on_reading(r, self.engine.leader), Reading, size=4)
+        self.bus.subscribe("page-mood", self.view.on_mood, MoodChange)
+        self.bus.subscribe("autoplay", self.autoplay.on_mood, MoodChange)
+        self.bus.subscribe("history", self._record, MoodChange)
+        self.autoplay.start()
+        self.store.prune_history(self.settings.history_days)
+
+    def _record(self, change: MoodChange) -> None:
+        log.info("mood: %s -> %s (%.0f%% sure)", change.previous, change.mood, change.confidence * 100)
+        self.store.add_mood(change.wall_time, change.mood, change.confidence)
+
+    def stop(self) -> None:
+        self.autoplay.stop()
+        self.bus.close()
+        self.feed.close()
+        self.store.close()
+
+    # -- what the page and /healthz report -----------------------------------------------------------------------
+    def pipeline_state(self) -> str:
+        return {"live": "running", "retrying": "camera-retrying", "off": "camera-off", "ended": "stopped"}.get(
+            self.feed.state, "starting"
+        )
+
+    def health(self) -> dict[str, Any]:
+        state = self.pipeline_state()
+        return {
+            "status": "ok" if state in ("running", "camera-off") else "degraded",
+            "pipeline": state,
+            "camera": {"source": self.feed.source, "state": self.feed.state, "error": self.feed.error},
+            "fps": round(self.pipeline.fps, 2),
+            "frames": self.pipeline.frames,
+            "model": {"version": self.classifier.version, "interim": self.classifier.interim},
+            "version": __version__,
+            "uptime_s": round(time.time() - self.started, 1),
+        }
+
+    def publish_status(self) -> None:
+        self.view.set(
+            "camera",
+            {
+                "source": self.feed.source,
+                "state": self.feed.state,
+                "error": self.feed.error,
+                "retry_at": self.feed.retry_at,
+                "privacy_mode": self.settings.privacy_mode,
+            },
+        )
+        self.view.set(
+            "pipeline",
+            {
+                "state": self.pipeline_state(),
+                "fps": round(self.pipeline.fps, 1),
+                "frames": self.pipeline.frames,
+                "latency_ms": self.pipeline.latency_ms(),
+                "detector": self.detector.name,
+                "runtime": runtime_name(),
+                "uptime_s": round(time.time() - self.started),
+            },
+        )
+
+    # -- operations the page offers ------------------------------------------------------------------------------
+    def update_settings(self, changes: dict) -> Settings:
+        old = self.settings
+        new = self.settings_book.update(changes)  # raises SettingsError
+        if (new.sensitivity, new.dwell_seconds) != (old.sensitivity, old.dwell_seconds):
+            self.engine.settings = self._mood_settings(new)
+        if new.camera_source != old.camera_source:
+            self.feed.switch(self._camera_opener(new))
+        if new.privacy_mode != old.privacy_mode:
+            (self.feed.paused.set if new.privacy_mode else self.feed.paused.clear)()
+            log.info(
+                "privacy mode %s: the camera is %s",
+                "on" if new.privacy_mode else "off",
+                "closed" if new.privacy_mode else "back on",
+            )
+        if new.speaker != old.speaker:
+            self.spotify.speaker = self.preview.speaker = new.speaker
+        self.pipeline.keep_last_frame = new.preview_allowed
+        if new.history_days != old.history_days:
+            self.store.prune_history(new.history_days)
+        self.autoplay.poke()
+        return new
+
+    def spotify_connect_url(self) -> str:
+        try:
+            return self.spotify_auth.authorize_url()
+        except NotConnected as exc:
+            raise ValueError(str(exc)) from None
+
+    def spotify_finish(self, pasted_url: str) -> None:
+        self.spotify_auth.finish(pasted_url)  # ValueError with the reason
+        self.autoplay.poke()
+
+    def spotify_disconnect(self) -> None:
+        self.spotify_auth.disconnect()
+        self.autoplay.poke()
+
+    def speakers(self) -> list[dict[str, Any]]:
+        return self.spotify.devices()  # PlayerError when Spotify is not reachable
+
+    def playlists(self, query: str = "") -> list[dict[str, Any]]:
+        return self.spotify.playlists(query)
+
+    def skip(self) -> None:
+        if self.player.name != "spotify":
+            raise PlayerError("preview", "nothing to skip: Spotify is not connected")
+        self.spotify.skip()
+
+    def not_my_mood(self, mood: str | None) -> None:
+        self.autoplay.set_override(mood)
+
+    def history(self, hours: float) -> dict[str, Any]:
+        until = time.time()
+        since = until - hours * 3600
+        before = self.store.mood_before(since)
+        return {
+            "since": since,
+            "until": until,
+            "before": before,
+            "changes": self.store.history(since, until),
+            "moods": [*EMOTIONS, "nobody"],
+        }
+
+    def delete_history(self) -> int:
+        n = self.store.delete_history()
+        log.info("history deleted (%d mood changes)", n)
+        return n
+
+    def video_suggestions(self, mood: str | None = None) -> dict[str, Any]:
+        mood = mood or (self.engine.mood if self.engine.mood in EMOTIONS else "neutral")
+        source = self.settings.music_for(mood)
+        query = f"{source.value} music" if source and source.kind == "search" else None
+        return self.videos.for_mood(mood, query)
+
+    def recent_frame(self) -> Any:
+        """The last grey frame, for the owner's live preview only; it lives in memory and is never stored."""
+        return self.pipeline.last_grey if self.settings.preview_allowed else None
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir

@@ -1,0 +1,270 @@
+"""Spotify Connect playback through the Web API (spotipy), designed for 2026's Development Mode.
+
+Every play looks the speaker up by name in /me/player/devices (case-insensitive, skipping restricted ones),
+transfers playback to it when it is idle, and starts a list of track URIs. Failures become PlayerError with a
+state the page shows and, where it helps, the time to try again; nothing here ever sleeps on a Retry-After.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections import deque
+from typing import Any
+
+import requests
+import spotipy
+from spotipy.exceptions import SpotifyException
+
+from device.player import PlayerError, Playing
+from device.player._spotify_auth import TIMEOUT, NotConnected, SpotifyAuth
+from device.player.music import MusicSource
+
+log = logging.getLogger(__name__)
+SEARCH_PAGE = 10  # Development Mode refuses limit > 10 on /search
+TRACKS_PER_PLAY = 20
+TRACK_CACHE_SECONDS = 6 * 3600
+QUOTA_BACKOFF = 3600.0
+
+
+def _track_name(track: dict) -> str:
+    artists = ", ".join(a.get("name", "?") for a in track.get("artists") or [])
+    return f"{artists} - {track.get('name', '?')}"
+
+
+class SpotifyPlayer:
+    name = "spotify"
+
+    def __init__(self, auth: SpotifyAuth, speaker: str = "", api_url: str = "https://api.spotify.com/v1/") -> None:
+        self.auth = auth
+        self.speaker = speaker
+        self.api_url = api_url
+        self.state = "idle"
+        self.message = ""
+        self.last_devices: list[dict[str, Any]] = []
+        self.started_uris: set[str] = set()
+        self._recent: deque[str] = deque(maxlen=200)
+        self._tracks: dict[MusicSource, tuple[float, list[dict]]] = {}
+
+    # -- low level -------------------------------------------------------------------------------------------
+    def _client(self, token: str) -> spotipy.Spotify:
+        sp = spotipy.Spotify(
+            auth=token, requests_session=self.auth.session, requests_timeout=TIMEOUT, retries=0, status_retries=0
+        )
+        sp.prefix = self.api_url
+        return sp
+
+    def _call(self, fn: str, *args: Any, **kwargs: Any) -> Any:
+        """One Web API call with the failures translated; a 401 is answered by one refresh and one retry."""
+        try:
+            token = self.auth.access_token()
+            try:
+                return getattr(self._client(token), fn)(*args, **kwargs)
+            except SpotifyException as exc:
+                if exc.http_status != 401:
+                    raise
+                log.info("Spotify said 401 (token expired or revoked): refreshing and retrying once")
+                return getattr(self._client(self.auth.force_refresh()), fn)(*args, **kwargs)
+        except NotConnected as exc:
+            raise PlayerError(exc.state, str(exc)) from None
+        except SpotifyException as exc:
+            raise self._translate(exc) from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise PlayerError(
+                "offline",
+                f"cannot reach Spotify ({type(exc).__name__}): is the internet down? Moodbox will try again",
+                retry_after=30 + random.uniform(0, 15),
+            ) from None
+
+    @staticmethod
+    def _translate(exc: SpotifyException) -> PlayerError:
+        status, reason = exc.http_status, exc.reason or ""
+        if status == 429:
+            try:
+                after = float(exc.headers.get("Retry-After", 30))
+            except (TypeError, ValueError):
+                after = 30.0
+            if reason == "QUOTA_EXCEEDED":
+                return PlayerError(
+                    "quota-exceeded",
+                    "the Spotify app's quota is used up; Moodbox pauses Spotify calls and tries again later",
+                    retry_after=max(after, QUOTA_BACKOFF),
+                )
+            return PlayerError(
+                "rate-limited", f"Spotify asked Moodbox to slow down; next try in {after:.0f} s", retry_after=after
+            )
+        if status == 403 and reason == "PREMIUM_REQUIRED":
+            return PlayerError(
+                "premium-required",
+                "Spotify playback control needs a Premium account: sign in with a Premium account in Settings",
+            )
+        if status == 403:
+            return PlayerError(
+                "forbidden",
+                "Spotify refused the request (is this account on the app's "
+                "allow-list in the Spotify developer dashboard?)",
+            )
+        if status == 404 and reason == "NO_ACTIVE_DEVICE":
+            return PlayerError(
+                "no-active-device", "no active Spotify device: Moodbox will wake the speaker", retry_after=5
+            )
+        if status == 401:
+            return PlayerError("reconnect", "Spotify did not accept Moodbox's access: reconnect Spotify in Settings")
+        if status >= 500:
+            return PlayerError(
+                "spotify-unavailable",
+                f"Spotify is having trouble ({status}); trying again soon",
+                retry_after=20 + random.uniform(0, 20),
+            )
+        return PlayerError("spotify-error", f"Spotify answered {status}: {exc.msg.splitlines()[-1].strip()}")
+
+    # -- the speaker -------------------------------------------------------------------------------------------
+    def devices(self) -> list[dict[str, Any]]:
+        found = self._call("devices").get("devices", [])
+        self.last_devices = [
+            {
+                "id": d.get("id"),
+                "name": d.get("name", ""),
+                "type": d.get("type", ""),
+                "is_active": bool(d.get("is_active")),
+                "is_restricted": bool(d.get("is_restricted")),
+            }
+            for d in found
+        ]
+        return self.last_devices
+
+    def find_speaker(self) -> dict[str, Any]:
+        if not self.speaker:
+            raise PlayerError("no-speaker", "no speaker chosen: pick one in Settings")
+        wanted = self.speaker.casefold()
+        for d in self.devices():
+            if d["name"].casefold() == wanted and not d["is_restricted"] and d["id"]:
+                return d
+        names = ", ".join(d["name"] for d in self.last_devices) or "none"
+        raise PlayerError(
+            "speaker-not-found",
+            f"speaker '{self.speaker}' not found (Spotify sees: {names}); is it on? Moodbox will look again",
+            retry_after=60 + random.uniform(0, 30),
+        )
+
+    # -- music -------------------------------------------------------------------------------------------------
+    def _fetch_tracks(self, source: MusicSource) -> list[dict]:
+        tracks: list[dict] = []
+        if source.kind == "search":
+            for offset in (0, SEARCH_PAGE):
+                page = self._call("search", q=source.value, type="track", limit=SEARCH_PAGE, offset=offset)
+                tracks += [t for t in (page.get("tracks") or {}).get("items") or [] if t]
+        elif source.kind == "playlist":
+            playlist_id = source.value.rsplit(":", 1)[-1].rsplit("/", 1)[-1].split("?")[0]
+            page = self._call("playlist_items", playlist_id, limit=100, additional_types=("track",))
+            tracks = [i.get("item") or i.get("track") for i in page.get("items") or []]
+            tracks = [t for t in tracks if t and t.get("type", "track") == "track"]
+        elif source.kind == "top_tracks":
+            tracks = [t for t in self._call("current_user_top_tracks", limit=50).get("items") or [] if t]
+        else:
+            tracks = [i.get("track") for i in self._call("current_user_saved_tracks", limit=50).get("items") or []]
+            tracks = [t for t in tracks if t]
+        return [t for t in tracks if t.get("uri") and t.get("is_playable", True) is not False]
+
+    def tracks_for(self, source: MusicSource) -> list[dict]:
+        cached = self._tracks.get(source)
+        if cached and time.monotonic() - cached[0] < TRACK_CACHE_SECONDS:
+            return cached[1]
+        tracks = self._fetch_tracks(source)
+        if not tracks:
+            raise PlayerError(
+                "nothing-to-play",
+                f"{source.describe()} found no playable tracks: choose another source for this mood in Settings",
+            )
+        self._tracks[source] = (time.monotonic(), tracks)
+        return tracks
+
+    def _pick(self, tracks: list[dict]) -> list[dict]:
+        """Shuffled, without anything played recently; recent ones only fill up a short list."""
+        fresh = [t for t in tracks if t["uri"] not in self._recent]
+        random.shuffle(fresh)
+        if len(fresh) < 5:
+            stale = sorted(
+                (t for t in tracks if t["uri"] in self._recent), key=lambda t: list(self._recent).index(t["uri"])
+            )
+            fresh += stale
+        unique, seen = [], set()
+        for t in fresh:
+            if t["uri"] not in seen:
+                seen.add(t["uri"])
+                unique.append(t)
+        return unique[:TRACKS_PER_PLAY]
+
+    # -- Player interface --------------------------------------------------------------------------------------
+    def someone_else_is_playing(self) -> bool:
+        """True when the speaker plays something Moodbox did not start since its last start."""
+        if not self.started_uris:
+            return False
+        current = self._call("current_playback")
+        if not current or not current.get("is_playing"):
+            return False
+        item = current.get("item") or {}
+        return item.get("uri") not in self.started_uris
+
+    def play(self, mood: str, source: MusicSource) -> Playing:
+        try:
+            speaker = self.find_speaker()
+            chosen = self._pick(self.tracks_for(source))
+            uris = [t["uri"] for t in chosen]
+            if not speaker["is_active"]:
+                self._call("transfer_playback", speaker["id"], force_play=False)
+            try:
+                self._call("start_playback", device_id=speaker["id"], uris=uris)
+            except PlayerError as exc:
+                if exc.state != "no-active-device":
+                    raise
+                self._call("transfer_playback", speaker["id"], force_play=False)
+                self._call("start_playback", device_id=speaker["id"], uris=uris)
+        except PlayerError as exc:
+            self.state, self.message = exc.state, str(exc)
+            raise
+        self._recent.extend(uris)
+        self.started_uris = set(uris)
+        self.state, self.message = "playing", ""
+        log.info("playing %s for %s on %s (%d tracks)", source.describe(), mood, speaker["name"], len(uris))
+        return Playing(
+            mood=mood,
+            source=source,
+            tracks=[_track_name(t) for t in chosen[:5]],
+            speaker=speaker["name"],
+            started_at=time.time(),
+        )
+
+    def skip(self) -> None:
+        speaker = self.find_speaker()
+        self._call("next_track", device_id=speaker["id"])
+
+    def pause(self) -> None:
+        self._call("pause_playback")
+
+    def playlists(self, query: str = "") -> list[dict[str, str]]:
+        """The user's own playlists (Development Mode reads items only from owned or collaborative ones)."""
+        items = self._call("current_user_playlists", limit=50).get("items") or []
+        q = query.casefold()
+        return [
+            {
+                "uri": p["uri"],
+                "name": p.get("name", ""),
+                "tracks": (p.get("tracks") or p.get("items") or {}).get("total"),
+            }
+            for p in items
+            if p and p.get("uri") and q in p.get("name", "").casefold()
+        ]
+
+    def status(self) -> dict[str, Any]:
+        auth_state = self.auth.state
+        state = self.state if auth_state == "connected" else auth_state
+        return {
+            "player": "spotify",
+            "connected": auth_state == "connected",
+            "auth": auth_state,
+            "speaker": self.speaker,
+            "state": state,
+            "message": self.message,
+        }

@@ -1,0 +1,153 @@
+"""What the household can change from the page, validated, and kept in the SQLite store.
+
+The config file sets the appliance's defaults; a setting saved from the page overrides it and survives restarts
+and power cuts. Every change goes through `Settings.model_validate`, so the page gets the same clear errors as
+the config file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from device.config import Config
+from device.events import EMOTIONS
+from device.player.music import DEFAULT_MUSIC, MusicSource
+from device.store import Store
+
+_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Music(_Strict):
+    kind: Literal["search", "playlist", "top_tracks", "saved_tracks"]
+    value: Annotated[str, Field(max_length=200)] = ""
+    label: Annotated[str, Field(max_length=200)] = ""
+
+    @field_validator("value")
+    @classmethod
+    def _clean(cls, v: str) -> str:
+        return v.strip()
+
+    def source(self) -> MusicSource:
+        return MusicSource(self.kind, self.value, self.label)
+
+
+class QuietHours(_Strict):
+    enabled: bool = False
+    start: str = "22:00"
+    end: str = "07:00"
+
+    @field_validator("start", "end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not _TIME.match(v):
+            raise ValueError("use 24-hour HH:MM, e.g. 22:30")
+        return v
+
+    def active(self, now: dt.datetime | None = None) -> bool:
+        if not self.enabled:
+            return False
+        t = (now or dt.datetime.now()).strftime("%H:%M")
+        return self.start <= t < self.end if self.start <= self.end else t >= self.start or t < self.end
+
+
+class Settings(_Strict):
+    autoplay: bool = True
+    speaker: Annotated[str, Field(max_length=100)] = ""
+    music: dict[Literal[EMOTIONS], Music] = Field(
+        default_factory=lambda: {  # type: ignore[valid-type]
+            m: Music(kind=s.kind, value=s.value, label=s.label) for m, s in DEFAULT_MUSIC.items()
+        }
+    )
+    sensitivity: Annotated[float, Field(ge=0.2, le=0.9)] = 0.40  # the mood engine's minimum confidence
+    dwell_seconds: Annotated[float, Field(ge=0, le=120)] = 3.0
+    cooldown_minutes: Annotated[float, Field(ge=0, le=240)] = 3.0
+    hands_off_minutes: Annotated[float, Field(ge=0, le=720)] = 30.0
+    override_minutes: Annotated[float, Field(ge=1, le=720)] = 30.0
+    quiet_hours: QuietHours = QuietHours()
+    camera_source: Literal["auto", "picamera2", "v4l2", "replay", "demo"] = "auto"
+    privacy_mode: bool = False
+    history_days: Annotated[int, Field(ge=1, le=365)] = 30
+    preview_allowed: bool = False  # the owner may turn on a live camera preview; it is never stored
+
+    def music_for(self, mood: str) -> MusicSource | None:
+        m = self.music.get(mood)  # type: ignore[call-overload]
+        return m.source() if m else None
+
+
+def defaults_from(config: Config) -> Settings:
+    return Settings(
+        speaker=config.spotify.speaker,
+        sensitivity=config.mood.min_confidence,
+        dwell_seconds=config.mood.dwell_seconds,
+        camera_source=config.camera.source,
+    )
+
+
+class SettingsError(ValueError):
+    """A change was refused; `problems` maps field names to what is wrong."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
+        self.problems = problems
+
+
+def explain(exc: ValidationError) -> dict[str, str]:
+    out = {}
+    for e in exc.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "body"
+        if e["type"] == "extra_forbidden":
+            out[key] = "unknown setting"
+        elif e["type"] == "literal_error":
+            out[key] = f"allowed values are {e['ctx']['expected']}"
+        else:
+            out[key] = e["msg"].removeprefix("Value error, ")
+    return out
+
+
+class SettingsBook:
+    """The current settings: defaults from the config, overridden by what the store holds."""
+
+    def __init__(self, store: Store, config: Config) -> None:
+        self.store = store
+        self._defaults = defaults_from(config).model_dump()
+        saved = {k: v for k, v in store.settings().items() if k in Settings.model_fields}
+        try:
+            self.current = Settings.model_validate({**self._defaults, **saved})
+        except ValidationError:  # a setting from an older version no longer valid: keep the rest
+            good = {}
+            for k, v in saved.items():
+                try:
+                    Settings.model_validate({**self._defaults, k: v})
+                    good[k] = v
+                except ValidationError:
+                    pass
+            self.current = Settings.model_validate({**self._defaults, **good})
+
+    def update(self, changes: dict) -> Settings:
+        """Validate and save a partial change; raises SettingsError naming each bad field."""
+        if not isinstance(changes, dict) or not changes:
+            raise SettingsError({"body": "send a JSON object with the settings to change"})
+        merged = self.current.model_dump()
+        for k, v in changes.items():
+            if k == "music" and isinstance(v, dict) and isinstance(merged.get("music"), dict):
+                merged["music"] = {**merged["music"], **v}
+            elif k == "quiet_hours" and isinstance(v, dict):
+                merged["quiet_hours"] = {**merged["quiet_hours"], **v}
+            else:
+                merged[k] = v
+        try:
+            new = Settings.model_validate(merged)
+        except ValidationError as exc:
+            raise SettingsError(explain(exc)) from None
+        dumped = new.model_dump()
+        self.store.set_many({k: dumped[k] for k in changes if k in dumped})
+        self.current = new
+        return new

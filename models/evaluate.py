@@ -1,0 +1,195 @@
+"""Evaluate the emotion model and write models/MODEL_CARD.md from the measured numbers.
+
+    python -m models.evaluate [--checkpoint models/checkpoints/best.pt] [--model models/emotion_vgg16_int8.tflite]
+
+Prints float (PyTorch checkpoint) and int8 (the shipped TFLite file, run exactly as the device runs it) accuracy
+on PublicTest and PrivateTest, per-class recall and macro-F1, the int8 latency on this machine, writes the
+confusion matrix image, the accuracy block of the model metadata, and the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from models.fer import CLASS_NAMES, Split, load_split
+
+HERE = Path(__file__).resolve().parent
+SUBSET_SEED, SUBSET_SIZE = 2013, 500
+
+
+def private_subset_indices(n: int) -> np.ndarray:
+    """The fixed 500-face PrivateTest subset the tests use to guard against preprocessing regressions."""
+    return np.sort(np.random.default_rng(SUBSET_SEED).permutation(n)[:SUBSET_SIZE])
+
+
+def confusion(labels: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    m = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES)), np.int64)
+    np.add.at(m, (labels, pred), 1)
+    return m
+
+
+def scores(labels: np.ndarray, pred: np.ndarray) -> dict:
+    m = confusion(labels, pred)
+    recall = m.diagonal() / np.maximum(m.sum(1), 1)
+    precision = m.diagonal() / np.maximum(m.sum(0), 1)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return {
+        "accuracy": float((labels == pred).mean()),
+        "macro_f1": float(f1.mean()),
+        "recall": {c: float(r) for c, r in zip(CLASS_NAMES, recall)},
+    }
+
+
+def int8_probabilities(model: Path, split: Split, flip: bool = False) -> np.ndarray:
+    from device.emotion import EmotionClassifier
+
+    clf = EmotionClassifier(model, threads=2)
+    images = split.images[:, :, ::-1] if flip else split.images
+    return np.stack([clf.probabilities(np.ascontiguousarray(img)) for img in images])
+
+
+def float_probabilities(checkpoint: Path, split: Split, flip: bool = False) -> np.ndarray:
+    import torch
+
+    from models.vgg16_torch import VGG16
+
+    net = VGG16()
+    net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
+    net.eval()
+    images = split.images[:, :, ::-1] if flip else split.images
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), 256):
+            x = torch.from_numpy(np.ascontiguousarray(images[i : i + 256])).float().unsqueeze(1)
+            out.append(torch.softmax(net(x), 1).numpy())
+    return np.concatenate(out)
+
+
+def int8_latency_ms(model: Path, runs: int = 500) -> dict:
+    from device.emotion import EmotionClassifier
+
+    clf = EmotionClassifier(model, threads=2)
+    crop = load_split("PrivateTest").images[0]
+    for _ in range(30):
+        clf.probabilities(crop)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        clf.probabilities(crop)
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    return {"median": round(statistics.median(times), 3), "p95": round(times[int(0.95 * runs)], 3), "runs": runs}
+
+
+def save_confusion_image(m: np.ndarray, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    norm = m / np.maximum(m.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=110)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(7), CLASS_NAMES, rotation=35)
+    ax.set_yticks(range(7), CLASS_NAMES)
+    for i in range(7):
+        for j in range(7):
+            ax.text(
+                j,
+                i,
+                f"{norm[i, j]:.2f}\n({m[i, j]})",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("FER2013 label")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def machine() -> str:
+    import os
+
+    name = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
+
+
+def evaluate(checkpoint: Path | None, model: Path) -> dict:
+    splits = {name: load_split(name) for name in ("PublicTest", "PrivateTest")}
+    results: dict = {"int8": {}, "float": {}}
+    for name, split in splits.items():
+        p = int8_probabilities(model, split)
+        pf = int8_probabilities(model, split, flip=True)
+        results["int8"][name] = {
+            **scores(split.labels, p.argmax(1)),
+            "accuracy_flip_tta": float(((p + pf).argmax(1) == split.labels).mean()),
+        }
+        if name == "PrivateTest":
+            sub = private_subset_indices(len(split))
+            results["int8"]["PrivateTest500"] = float((p[sub].argmax(1) == split.labels[sub]).mean())
+            results["confusion_int8_private"] = confusion(split.labels, p.argmax(1)).tolist()
+        if checkpoint is not None and checkpoint.exists():
+            q = float_probabilities(checkpoint, split)
+            qf = float_probabilities(checkpoint, split, flip=True)
+            results["float"][name] = {
+                **scores(split.labels, q.argmax(1)),
+                "accuracy_flip_tta": float(((q + qf).argmax(1) == split.labels).mean()),
+            }
+    results["latency_ms"] = int8_latency_ms(model)
+    results["size_bytes"] = model.stat().st_size
+    results["machine"] = machine()
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, default=HERE / "checkpoints" / "best.pt")
+    p.add_argument("--model", type=Path, default=HERE / "emotion_vgg16_int8.tflite")
+    p.add_argument("--no-card", action="store_true", help="print only; do not write the card, image or metadata")
+    args = p.parse_args(argv)
+    results = evaluate(args.checkpoint, args.model)
+    meta_path = args.model.with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    results["model_version"] = meta["version"]
+    print(json.dumps({k: v for k, v in results.items() if k != "confusion_int8_private"}, indent=2))
+    if not args.no_card:
+        from models.model_card import write_card
+
+        save_confusion_image(
+            np.array(results["confusion_int8_private"]),
+            HERE / "confusion_matrix.png",
+            f"int8 {meta['version']} on FER2013 PrivateTest (row-normalised)",
+        )
+        meta["accuracy"] = {
+            "private_test_int8": round(results["int8"]["PrivateTest"]["accuracy"], 4),
+            "public_test_int8": round(results["int8"]["PublicTest"]["accuracy"], 4),
+            "private_test_float": round(results["float"].get("PrivateTest", {}).get("accuracy", float("nan")), 4),
+            "macro_f1_private_int8": round(results["int8"]["PrivateTest"]["macro_f1"], 4),
+        }
+        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+        (HERE / "evaluation.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_card(results, meta, HERE / "MODEL_CARD.md")
+        print(f"wrote {HERE / 'MODEL_CARD.md'}, confusion_matrix.png, evaluation.json and the metadata's accuracy")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""OpenAPI 3.1 description of the page's JSON API (served at /api/openapi.json; the fuzz tests read it)."""
+
+from __future__ import annotations
+
+from device.events import EMOTIONS
+
+_MOOD = {"type": "string", "enum": list(EMOTIONS)}
+_MUSIC = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["kind"],
+    "properties": {
+        "kind": {"type": "string", "enum": ["search", "playlist", "top_tracks", "saved_tracks"]},
+        "value": {"type": "string", "maxLength": 200},
+        "label": {"type": "string", "maxLength": 200},
+    },
+}
+SETTINGS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "autoplay": {"type": "boolean"},
+        "speaker": {"type": "string", "maxLength": 100},
+        "music": {"type": "object", "propertyNames": _MOOD, "additionalProperties": _MUSIC},
+        "sensitivity": {"type": "number", "minimum": 0.2, "maximum": 0.9},
+        "dwell_seconds": {"type": "number", "minimum": 0, "maximum": 120},
+        "cooldown_minutes": {"type": "number", "minimum": 0, "maximum": 240},
+        "hands_off_minutes": {"type": "number", "minimum": 0, "maximum": 720},
+        "override_minutes": {"type": "number", "minimum": 1, "maximum": 720},
+        "quiet_hours": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "enabled": {"type": "boolean"},
+                "start": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+                "end": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+            },
+        },
+        "camera_source": {"type": "string", "enum": ["auto", "picamera2", "v4l2", "replay", "demo"]},
+        "privacy_mode": {"type": "boolean"},
+        "history_days": {"type": "integer", "minimum": 1, "maximum": 365},
+        "preview_allowed": {"type": "boolean"},
+    },
+}
+
+
+def _op(summary: str, body: dict | None = None, query: list[dict] | None = None, changes: bool = False) -> dict:
+    op: dict = {
+        "summary": summary,
+        "responses": {
+            "200": {"description": "OK"},
+            "400": {"description": "bad input"},
+            "401": {"description": "not signed in"},
+        },
+    }
+    if changes:
+        op["responses"]["403"] = {"description": "missing or wrong CSRF token"}
+        op["x-state-changing"] = True
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if query:
+        op["parameters"] = query
+    return op
+
+
+OPENAPI = {
+    "openapi": "3.1.0",
+    "info": {"title": "Moodbox page API", "version": "1"},
+    "components": {
+        "securitySchemes": {
+            "session": {"type": "apiKey", "in": "cookie", "name": "moodbox_session"},
+            "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
+        }
+    },
+    "security": [{"session": []}],
+    "paths": {
+        "/healthz": {"get": {**_op("health (no sign-in)"), "security": []}},
+        "/api/state": {"get": _op("the room now")},
+        "/api/settings": {
+            "get": _op("settings"),
+            "patch": _op("change settings", SETTINGS_SCHEMA, changes=True),
+            "post": _op("change settings", SETTINGS_SCHEMA, changes=True),
+        },
+        "/api/autoplay": {
+            "post": _op(
+                "pause or resume auto-play",
+                {"type": "object", "required": ["enabled"], "properties": {"enabled": {"type": "boolean"}}},
+                changes=True,
+            )
+        },
+        "/api/skip": {"post": _op("next track", changes=True)},
+        "/api/not-my-mood": {
+            "post": _op(
+                "hold another mood for a while (null clears)",
+                {"type": "object", "properties": {"mood": {"oneOf": [_MOOD, {"type": "null"}]}}},
+                changes=True,
+            )
+        },
+        "/api/history": {
+            "get": _op(
+                "mood changes",
+                query=[
+                    {
+                        "name": "hours",
+                        "in": "query",
+                        "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 8784},
+                    }
+                ],
+            ),
+            "delete": _op("delete my history", changes=True),
+        },
+        "/api/videos": {"get": _op("YouTube suggestions", query=[{"name": "mood", "in": "query", "schema": _MOOD}])},
+        "/api/spotify": {"get": _op("Spotify connection state")},
+        "/api/spotify/connect": {"post": _op("start connecting: returns the authorise link", changes=True)},
+        "/api/spotify/finish": {
+            "post": _op(
+                "finish with the pasted address",
+                {"type": "object", "required": ["url"], "properties": {"url": {"type": "string", "maxLength": 4096}}},
+                changes=True,
+            )
+        },
+        "/api/spotify/disconnect": {"post": _op("forget the Spotify token", changes=True)},
+        "/api/speakers": {"get": _op("Spotify Connect devices")},
+        "/api/playlists": {
+            "get": _op(
+                "the user's playlists",
+                query=[{"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100}}],
+            )
+        },
+        "/api/password": {
+            "post": _op(
+                "change the password",
+                {
+                    "type": "object",
+                    "required": ["old", "new"],
+                    "properties": {"old": {"type": "string"}, "new": {"type": "string", "minLength": 8}},
+                },
+                changes=True,
+            )
+        },
+        "/api/preview.jpg": {"get": _op("live camera preview, only when the owner turned it on")},
+    },
+}
