@@ -39,6 +39,7 @@ class AutoPlay:
         self.played_at: float | None = None
         self.playing: Playing | None = None
         self.hands_off_until = 0.0
+        self._hands_off_for: float | None = -1.0  # the Moodbox start that a hands-off period answered
         self.retry_at = 0.0
         self.override: dict[str, Any] | None = None  # {"mood", "until"}
         self.waiting = ""  # why nothing happens now, for the page
@@ -61,6 +62,12 @@ class AutoPlay:
             minutes = self._settings().override_minutes
             self.override = {"mood": mood, "until": self._clock() + minutes * 60} if mood else None
             self.retry_at = 0.0
+            self._wake.notify()
+
+    def restart(self) -> None:
+        """A new player or speaker: forget what was started, so the room's mood plays there now."""
+        with self._wake:
+            self.played_mood, self.played_at, self.playing, self.retry_at = None, None, None, 0.0
             self._wake.notify()
 
     def poke(self) -> None:
@@ -101,7 +108,9 @@ class AutoPlay:
         if source is None:
             return self._wait(f"no music chosen for {target}", 60)
         try:
-            if not overridden and self.player.someone_else_is_playing():
+            # Once per Moodbox start: after the hands-off time, their music no longer holds Moodbox back.
+            if not overridden and self._hands_off_for != self.played_at and self.player.someone_else_is_playing():
+                self._hands_off_for = self.played_at
                 self.hands_off_until = now + s.hands_off_minutes * 60
                 log.info("someone changed the music: leaving the speaker alone for %.0f min", s.hands_off_minutes)
                 return self._wait("hands off: someone chose the music", self.hands_off_until - now)

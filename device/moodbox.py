@@ -187,6 +187,7 @@ class Moodbox:
             )
         if new.speaker != old.speaker:
             self.spotify.speaker = self.preview.speaker = new.speaker
+            self.autoplay.restart()
         self.pipeline.keep_last_frame = new.preview_allowed
         if new.history_days != old.history_days:
             self.store.prune_history(new.history_days)
@@ -201,7 +202,7 @@ class Moodbox:
 
     def spotify_finish(self, pasted_url: str) -> None:
         self.spotify_auth.finish(pasted_url)  # ValueError with the reason
-        self.autoplay.poke()
+        self.autoplay.restart()
 
     def spotify_disconnect(self) -> None:
         self.spotify_auth.disconnect()

@@ -42,6 +42,7 @@ class Pipeline:
 
     def process(self, frame: Frame, capture_ms: float = 0.0) -> tuple[Reading, MoodChange | None]:
         t0 = time.perf_counter()
+        arrived = time.time()
         grey = frame.grey
         h, w = grey.shape[:2]
         if w > DETECT_WIDTH:
@@ -56,7 +57,7 @@ class Pipeline:
         results = tuple(FaceEmotion(f, tuple(float(p) for p in self.classifier.classify(grey, f))) for f in faces)
         t2 = time.perf_counter()
         timings = {"capture": capture_ms, "detect": (t1 - t0) * 1000, "classify": (t2 - t1) * 1000}
-        reading = Reading(frame.t, results, (w, h), time.time(), timings)
+        reading = Reading(frame.t, results, (w, h), arrived, timings)
         change = self.engine.update(reading)
         timings["mood"] = (time.perf_counter() - t2) * 1000
         self._account(timings)

@@ -94,12 +94,12 @@ class FakeSpotify:
             },
         ]
         self.playlists = {
-            "pl-mine": {
+            "plMine0000000000000001": {
                 "name": "Sunday Morning",
                 "owner": "household",
                 "tracks": [track(i, "sunday") for i in range(12)],
             },
-            "pl-other": {"name": "Editorial Hits", "owner": "spotify", "tracks": [track(i, "hits") for i in range(8)]},
+            "plOther000000000000002": {"name": "Editorial Hits", "owner": "spotify", "tracks": [track(i, "hits") for i in range(8)]},
         }
         self.saved = [track(i, "saved") for i in range(15)]
         self.top = [track(i, "top") for i in range(30)]
@@ -256,7 +256,7 @@ class FakeSpotify:
                     return self._api_error(401, "Invalid access token")
                 if expires < time.time():
                     return self._api_error(401, "The access token expired")
-                return self._api(method, url.path[4:], query, body)
+                return self._api(method, url.path[3:], query, body)
 
             do_GET = lambda self: self._handle("GET")  # noqa: E731
             do_POST = lambda self: self._handle("POST")  # noqa: E731

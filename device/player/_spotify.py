@@ -18,12 +18,13 @@ import spotipy
 from spotipy.exceptions import SpotifyException
 
 from device.player import PlayerError, Playing
-from device.player._spotify_auth import TIMEOUT, NotConnected, SpotifyAuth
+from device.player._spotify_auth import NotConnected, SpotifyAuth
 from device.player.music import MusicSource
 
 log = logging.getLogger(__name__)
 SEARCH_PAGE = 10  # Development Mode refuses limit > 10 on /search
-TRACKS_PER_PLAY = 20
+TRACKS_PER_PLAY = 12
+SEARCH_PAGES = 3
 TRACK_CACHE_SECONDS = 6 * 3600
 QUOTA_BACKOFF = 3600.0
 
@@ -50,7 +51,11 @@ class SpotifyPlayer:
     # -- low level -------------------------------------------------------------------------------------------
     def _client(self, token: str) -> spotipy.Spotify:
         sp = spotipy.Spotify(
-            auth=token, requests_session=self.auth.session, requests_timeout=TIMEOUT, retries=0, status_retries=0
+            auth=token,
+            requests_session=self.auth.session,
+            requests_timeout=self.auth.timeout,
+            retries=0,
+            status_retries=0,
         )
         sp.prefix = self.api_url
         return sp
@@ -152,9 +157,12 @@ class SpotifyPlayer:
     def _fetch_tracks(self, source: MusicSource) -> list[dict]:
         tracks: list[dict] = []
         if source.kind == "search":
-            for offset in (0, SEARCH_PAGE):
+            for offset in range(0, SEARCH_PAGE * SEARCH_PAGES, SEARCH_PAGE):
                 page = self._call("search", q=source.value, type="track", limit=SEARCH_PAGE, offset=offset)
-                tracks += [t for t in (page.get("tracks") or {}).get("items") or [] if t]
+                items = (page.get("tracks") or {}).get("items") or []
+                tracks += [t for t in items if t]
+                if len(items) < SEARCH_PAGE:
+                    break
         elif source.kind == "playlist":
             playlist_id = source.value.rsplit(":", 1)[-1].rsplit("/", 1)[-1].split("?")[0]
             page = self._call("playlist_items", playlist_id, limit=100, additional_types=("track",))

@@ -78,9 +78,15 @@ class _TokenFile(CacheFileHandler):
 
 class SpotifyAuth:
     def __init__(
-        self, client_id: str, state_dir: Path, redirect_uri: str, accounts_url: str = "https://accounts.spotify.com"
+        self,
+        client_id: str,
+        state_dir: Path,
+        redirect_uri: str,
+        accounts_url: str = "https://accounts.spotify.com",
+        timeout: tuple[float, float] = TIMEOUT,
     ) -> None:
         self.client_id = client_id
+        self.timeout = timeout
         self.redirect_uri = redirect_uri
         self.token_path = state_dir / "spotify_token.json"
         self._pending_path = state_dir / "spotify_pending.json"
@@ -91,7 +97,7 @@ class SpotifyAuth:
             scope=SCOPES,
             cache_handler=_TokenFile(cache_path=str(self.token_path)),
             open_browser=False,
-            requests_timeout=TIMEOUT,
+            requests_timeout=timeout,
             requests_session=self.session,
         )
         self.manager.OAUTH_AUTHORIZE_URL = f"{accounts_url}/authorize"

@@ -10,6 +10,7 @@
     happy: "#f4b400", surprise: "#ff7a45", neutral: "#8c9bab", sad: "#4a7bd0",
     angry: "#e04848", fear: "#8e5bd6", disgust: "#4caf72", nobody: "#3b3650",
   };
+  const FEELS = { surprise: "surprised", fear: "afraid", disgust: "disgusted" };  // "the room feels ..."
   window.moodbox = { latencies: [], lastState: null };
 
   function toast(text, bad) {
@@ -82,7 +83,7 @@
     renderers.push((s) => {
       const mood = (s.mood || {}).name || "nobody";
       const el = $("#mood");
-      el.textContent = mood === "nobody" ? "nobody here" : mood;
+      el.textContent = mood === "nobody" ? "nobody here" : FEELS[mood] || mood;
       el.dataset.mood = mood;
       document.documentElement.style.setProperty("--mood", MOOD_COLOURS[mood] || MOOD_COLOURS.nobody);
       const conf = mood === "nobody" ? 0 : (s.mood || {}).confidence || 0;

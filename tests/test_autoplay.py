@@ -1,0 +1,172 @@
+"""Auto-play manners against the loopback Spotify: cooldown, hands off, pause, quiet hours, overrides, and
+mood changes that wait for Spotify to come back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+
+from device.autoplay import AutoPlay
+from device.bus import Bus
+from device.events import MoodChange
+from device.roomview import RoomView
+from device.settings import QuietHours, Settings
+from tests.fake_spotify import FakeSpotify, connect
+from tests.test_spotify import make
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@pytest.fixture
+def rig(tmp_path):
+    with FakeSpotify() as fake:
+        auth, player = make(fake, tmp_path)
+        connect(fake, auth)
+        holder = {"s": Settings(speaker="Living Room", cooldown_minutes=3, hands_off_minutes=30)}
+        clock = Clock()
+        view = RoomView()
+        auto = AutoPlay(player, view, lambda: holder["s"], clock=clock)
+        yield fake, auto, holder, clock, view
+
+
+def mood(auto: AutoPlay, clock: Clock, name: str) -> None:
+    auto.on_mood(MoodChange(name, auto.mood, 0.8, 0.0, clock()))
+
+
+def plays(fake: FakeSpotify) -> int:
+    return len(fake.calls("PUT", "/v1/me/player/play"))
+
+
+def test_a_settled_mood_starts_music(rig):
+    fake, auto, _, clock, view = rig
+    mood(auto, clock, "happy")
+    auto.step()
+    assert plays(fake) == 1 and auto.played_mood == "happy"
+    assert view.snapshot()["playing"]["mood"] == "happy"
+    auto.step()
+    assert plays(fake) == 1  # the same mood does not restart the music
+
+
+def test_cooldown_between_automatic_changes(rig):
+    fake, auto, _, clock, _ = rig
+    mood(auto, clock, "happy")
+    auto.step()
+    clock.advance(60)
+    mood(auto, clock, "sad")
+    wait = auto.step()
+    assert plays(fake) == 1 and "cooldown" in auto.waiting and wait == pytest.approx(120, abs=1)
+    clock.advance(121)
+    auto.step()
+    assert plays(fake) == 2 and auto.played_mood == "sad"
+
+
+def test_hands_off_after_someone_picks_music_from_their_phone(rig):
+    fake, auto, holder, clock, _ = rig
+    mood(auto, clock, "happy")
+    auto.step()
+    fake.user_plays("spotify:track:picked-on-a-phone")
+    clock.advance(600)
+    mood(auto, clock, "sad")
+    auto.step()
+    assert plays(fake) == 1 and auto.waiting.startswith("hands off")
+    assert auto.hands_off_until == pytest.approx(clock() + 30 * 60)
+    clock.advance(29 * 60)
+    auto.step()
+    assert plays(fake) == 1
+    clock.advance(2 * 60)
+    fake.user_plays("spotify:track:still-theirs")
+    auto.step()  # hands-off time is over: Moodbox leads again
+    assert plays(fake) == 2
+
+
+def test_paused_autoplay_and_quiet_hours_leave_the_speaker_alone(rig):
+    fake, auto, holder, clock, _ = rig
+    holder["s"] = holder["s"].model_copy(update={"autoplay": False})
+    mood(auto, clock, "happy")
+    auto.step()
+    assert plays(fake) == 0 and auto.waiting == "auto-play is paused"
+    now = dt.datetime.now()
+    quiet = QuietHours(enabled=True, start=(now - dt.timedelta(hours=1)).strftime("%H:%M"),
+                       end=(now + dt.timedelta(hours=1)).strftime("%H:%M"))
+    holder["s"] = holder["s"].model_copy(update={"autoplay": True, "quiet_hours": quiet})
+    auto.step()
+    assert plays(fake) == 0 and auto.waiting.startswith("quiet hours")
+    holder["s"] = holder["s"].model_copy(update={"quiet_hours": QuietHours(enabled=False)})
+    auto.step()
+    assert plays(fake) == 1
+
+
+def test_quiet_hours_across_midnight():
+    q = QuietHours(enabled=True, start="22:00", end="07:00")
+    assert q.active(dt.datetime(2026, 1, 1, 23, 30)) and q.active(dt.datetime(2026, 1, 1, 6, 59))
+    assert not q.active(dt.datetime(2026, 1, 1, 7, 0)) and not q.active(dt.datetime(2026, 1, 1, 21, 59))
+
+
+def test_not_my_mood_overrides_for_a_while(rig):
+    fake, auto, holder, clock, _ = rig
+    mood(auto, clock, "sad")
+    auto.step()
+    auto.set_override("happy")
+    auto.step()  # plays at once, cooldown or not
+    assert plays(fake) == 2 and auto.played_mood == "happy"
+    clock.advance(holder["s"].override_minutes * 60 + 1)
+    auto.step()  # the override ran out: back to the room's mood
+    assert auto.played_mood == "sad" and plays(fake) == 3
+    with pytest.raises(ValueError, match="unknown mood"):
+        auto.set_override("ecstatic")
+
+
+def test_a_change_that_failed_plays_when_spotify_is_back_if_the_mood_holds(rig):
+    fake, auto, _, clock, view = rig
+    fake.fail("GET", "/v1/me/player/devices", 503, times=3)
+    mood(auto, clock, "happy")
+    wait = auto.step()
+    assert plays(fake) == 0 and 20 <= wait <= 45
+    assert view.snapshot()["errors"][-1]["message"].startswith("Spotify is having trouble")
+    auto.step()
+    assert plays(fake) == 0  # not before the retry time
+    clock.advance(wait + 1)
+    auto.step()
+    assert plays(fake) == 1 and auto.played_mood == "happy"
+
+
+def test_a_failed_change_is_dropped_if_the_mood_moved_on(rig):
+    fake, auto, _, clock, _ = rig
+    fake.fail("GET", "/v1/me/player/devices", 429, headers={"Retry-After": "120"})
+    mood(auto, clock, "happy")
+    assert auto.step() >= 120
+    mood(auto, clock, "nobody")
+    clock.advance(200)
+    auto.step()
+    assert plays(fake) == 0 and auto.waiting == "nobody here"
+
+
+def test_slow_spotify_never_holds_up_the_frame_loop(rig):
+    fake, auto, _, clock, _ = rig
+    auto._clock = time.time
+    fake.fail("GET", "/v1/me/player/devices", 0, delay=0.8)
+    bus = Bus()
+    bus.subscribe("autoplay", auto.on_mood, MoodChange)
+    auto.start()
+    try:
+        start = time.perf_counter()
+        bus.publish(MoodChange("happy", "nobody", 0.9, 0.0, time.time()))
+        assert time.perf_counter() - start < 0.01  # the frame loop's side returns at once
+        deadline = time.monotonic() + 10
+        while plays(fake) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert plays(fake) == 1
+    finally:
+        auto.stop()
+        bus.close()

@@ -1,0 +1,285 @@
+"""Spotify, end to end: the real spotipy client against a loopback server speaking Spotify's protocol."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import socket
+import stat
+import time
+
+import pytest
+
+from device.player import PlayerError
+from device.player._spotify import SpotifyPlayer
+from device.player._spotify_auth import NotConnected, SpotifyAuth
+from device.player.music import MusicSource
+from tests.fake_spotify import FakeSpotify, connect
+
+SEARCH = MusicSource("search", "feel good pop")
+
+
+@pytest.fixture(autouse=True)
+def never_prompt(monkeypatch):
+    """spotipy's interactive prompt must never be reached."""
+
+    def boom(*a, **k):
+        raise AssertionError("spotipy asked for interactive input")
+
+    monkeypatch.setattr(builtins, "input", boom)
+
+
+@pytest.fixture
+def fake():
+    with FakeSpotify() as f:
+        yield f
+
+
+def make(fake: FakeSpotify, tmp_path, speaker: str = "Living Room", timeout=(1.0, 1.0)):
+    auth = SpotifyAuth(fake.client_id, tmp_path, "http://127.0.0.1:8080/callback", fake.url, timeout=timeout)
+    return auth, SpotifyPlayer(auth, speaker, fake.api_url)
+
+
+@pytest.fixture
+def connected(fake, tmp_path):
+    auth, player = make(fake, tmp_path)
+    connect(fake, auth)
+    return auth, player
+
+
+# -- connecting ---------------------------------------------------------------------------------------------
+def test_paste_back_connects_with_pkce_and_a_private_token_file(fake, tmp_path):
+    auth, _ = make(fake, tmp_path)
+    assert auth.state == "not-connected"
+    url = auth.authorize_url()
+    assert url.startswith(fake.url + "/authorize?")
+    assert "code_challenge_method=S256" in url and "redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fcallback" in url
+    assert "user-modify-playback-state" in url.replace("+", " ").replace("%20", " ")
+    connect(fake, auth)
+    assert auth.state == "connected"
+    token = json.loads(auth.token_path.read_text())
+    assert token["refresh_token"].startswith("rt-")
+    assert stat.S_IMODE(os.stat(auth.token_path).st_mode) == 0o600
+    body = fake.calls("POST", "/api/token")[-1].body
+    assert body["grant_type"] == "authorization_code" and body["code_verifier"] and "client_secret" not in body
+
+
+def test_the_flow_survives_a_restart_between_its_two_steps(fake, tmp_path):
+    first, _ = make(fake, tmp_path)
+    url = first.authorize_url()
+    second, _ = make(fake, tmp_path)  # the daemon restarted while the user was signing in
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **k):
+            return None
+
+    try:
+        urllib.request.build_opener(NoRedirect).open(url, timeout=5)
+    except urllib.error.HTTPError as e:
+        landed = e.headers["Location"]
+    second.finish(landed)
+    assert second.state == "connected"
+
+
+@pytest.mark.parametrize(("pasted", "message"), [
+    ("http://127.0.0.1:8080/callback?error=access_denied&state=x", "access denied"),
+    ("http://127.0.0.1:8080/callback", "no ?code="),
+    ("http://127.0.0.1:8080/callback?code=abc&state=wrong", "older connection attempt"),
+    ("hello", "no ?code="),
+])
+def test_bad_pasted_addresses_are_explained(fake, tmp_path, pasted, message):
+    auth, _ = make(fake, tmp_path)
+    auth.authorize_url()
+    with pytest.raises(ValueError, match=message.replace("?", r"\?")):
+        auth.finish(pasted)
+    assert auth.state == "not-connected"
+
+
+def test_a_forged_code_is_refused_by_the_token_endpoint(fake, tmp_path):
+    auth, _ = make(fake, tmp_path)
+    url = auth.authorize_url()
+    state = url.split("state=")[1].split("&")[0]
+    with pytest.raises(ValueError, match="Spotify refused the code"):
+        auth.finish(f"http://127.0.0.1:8080/callback?code=made-up&state={state}")
+
+
+def test_without_a_token_nothing_prompts_and_the_player_says_connect(fake, tmp_path):
+    auth, player = make(fake, tmp_path)
+    with pytest.raises(NotConnected):
+        auth.access_token()
+    with pytest.raises(PlayerError) as err:
+        player.play("happy", SEARCH)
+    assert err.value.state == "not-connected"
+    assert not fake.calls("PUT", "/v1/me/player/play")
+
+
+def test_token_is_refreshed_before_it_expires_and_keeps_the_refresh_token(connected, fake):
+    auth, player = connected
+    token = json.loads(auth.token_path.read_text())
+    token["expires_at"] = int(time.time()) + 30  # inside spotipy's 60 s margin
+    auth.token_path.write_text(json.dumps(token))
+    fake.omit_refresh_token = True  # Spotify may leave the refresh token out
+    player.devices()
+    assert fake.calls("POST", "/api/token")[-1].body["grant_type"] == "refresh_token"
+    new = json.loads(auth.token_path.read_text())
+    assert new["access_token"] != token["access_token"] and new["refresh_token"] == token["refresh_token"]
+
+
+def test_a_401_is_answered_by_one_refresh(connected, fake):
+    auth, player = connected
+    fake.expire_access_tokens()  # the server expired it early; the file still says it is valid
+    assert [d["name"] for d in player.devices()][:2] == ["Kitchen", "Living Room"]
+    assert len(fake.calls("GET", "/v1/me/player/devices")) == 2
+    assert fake.calls("POST", "/api/token")[-1].body["grant_type"] == "refresh_token"
+
+
+def test_invalid_grant_asks_for_a_reconnect(connected, fake):
+    auth, player = connected
+    fake.revoke_all_tokens()  # six months are up
+    with pytest.raises(PlayerError) as err:
+        player.play("happy", SEARCH)
+    assert err.value.state == "reconnect" and "reconnect Spotify" in str(err.value)
+    assert auth.state == "reconnect" and player.status()["state"] == "reconnect"
+    connect(fake, auth)
+    assert auth.state == "connected"
+    player.play("happy", SEARCH)
+
+
+# -- the speaker and playing ---------------------------------------------------------------------------------
+def test_play_finds_the_speaker_by_name_transfers_and_plays_uris(connected, fake):
+    _, player = connected
+    player.speaker = "living ROOM"
+    playing = player.play("happy", SEARCH)
+    assert playing.speaker == "Living Room" and len(playing.tracks) == 5
+    transfer = fake.calls("PUT", "/v1/me/player")
+    play = fake.calls("PUT", "/v1/me/player/play")
+    assert transfer and transfer[0].body == {"device_ids": ["dev-living"], "play": False}
+    assert play[0].query["device_id"] == ["dev-living"]
+    assert len(play[0].body["uris"]) == 12 and "context_uri" not in play[0].body
+    assert all(int(r.query["limit"][0]) <= 10 for r in fake.calls("GET", "/v1/search"))
+    assert fake.playback["device"]["id"] == "dev-living"
+    # The speaker is active now: the next play needs no transfer.
+    player.play("sad", MusicSource("search", "mellow acoustic"))
+    assert len(fake.calls("PUT", "/v1/me/player")) == 1
+
+
+def test_restricted_devices_are_skipped_and_a_missing_speaker_is_reported(connected, fake):
+    _, player = connected
+    player.speaker = "Living Room TV"
+    with pytest.raises(PlayerError) as err:
+        player.play("happy", SEARCH)
+    assert err.value.state == "speaker-not-found" and err.value.retry_after >= 60
+    assert "Kitchen, Living Room, Living Room TV" in str(err.value)
+    assert not fake.calls("PUT", "/v1/me/player/play")
+
+
+def test_no_tracks_repeat_back_to_back(connected, fake):
+    _, player = connected
+    plays = []
+    for _ in range(3):
+        player.play("happy", SEARCH)
+        plays.append(fake.playback["uris"])
+    assert len(plays[0]) == 12 and not set(plays[0]) & set(plays[1])  # 25 results: two plays without overlap
+    assert plays[2][0] not in plays[1]  # then the least recently played come back, never the ones just heard
+    assert len(fake.calls("GET", "/v1/search")) == 3  # three pages of 10, fetched once and kept
+
+
+def test_every_source_kind_plays_in_development_mode(connected, fake):
+    _, player = connected
+    player.play("happy", MusicSource("playlist", "spotify:playlist:plMine0000000000000001", "Sunday Morning"))
+    assert fake.playback["uris"][0].startswith("spotify:track:")
+    assert fake.calls("GET", "/v1/playlists/plMine0000000000000001/items")
+    player.play("sad", MusicSource("top_tracks"))
+    player.play("neutral", MusicSource("saved_tracks"))
+    with pytest.raises(PlayerError) as err:  # not the user's own playlist: Development Mode refuses its items
+        player.play("angry", MusicSource("playlist", "spotify:playlist:plOther000000000000002"))
+    assert err.value.state == "forbidden"
+    assert not fake.calls("GET", "/v1/recommendations")
+
+
+def test_playlists_for_the_editor_skip_nulls(connected):
+    _, player = connected
+    assert [p["name"] for p in player.playlists("sun")] == ["Sunday Morning"]
+    assert len(player.playlists()) == 2
+
+
+# -- failures that will happen ---------------------------------------------------------------------------------
+def test_premium_required(connected, fake):
+    _, player = connected
+    fake.premium = False
+    with pytest.raises(PlayerError) as err:
+        player.play("happy", SEARCH)
+    assert err.value.state == "premium-required" and "Premium" in str(err.value)
+
+
+def test_no_active_device_is_answered_by_a_transfer(connected, fake):
+    _, player = connected
+    player.play("happy", SEARCH)  # the speaker is now active, so the next play skips the transfer...
+    fake.fail("PUT", "/v1/me/player/play", 404, "NO_ACTIVE_DEVICE", "Player command failed: No active device found")
+    player.play("sad", MusicSource("search", "mellow"))  # ...and recovers from the 404 with one
+    assert len(fake.calls("PUT", "/v1/me/player")) == 2
+    assert fake.playback["is_playing"]
+
+
+def test_429_with_retry_after_does_not_sleep_in_the_client(connected, fake):
+    _, player = connected
+    fake.fail("GET", "/v1/me/player/devices", 429, message="API rate limit exceeded", headers={"Retry-After": "3600"})
+    start = time.monotonic()
+    with pytest.raises(PlayerError) as err:
+        player.play("happy", SEARCH)
+    assert time.monotonic() - start < 2
+    assert err.value.state == "rate-limited" and err.value.retry_after == 3600
+    assert len(fake.calls("GET", "/v1/me/player/devices")) == 1  # 429 is never retried in-call
+
+
+def test_quota_exceeded_backs_off_for_long(connected, fake):
+    _, player = connected
+    fake.fail("GET", "/v1/search", 429, "QUOTA_EXCEEDED", "quota exceeded", headers={"Retry-After": "60"})
+    with pytest.raises(PlayerError) as err:
+        player.play("happy", SEARCH)
+    assert err.value.state == "quota-exceeded" and err.value.retry_after >= 3600
+
+
+def test_5xx_is_retried_a_bounded_number_of_times(connected, fake):
+    _, player = connected
+    fake.fail("GET", "/v1/me/player/devices", 503, times=2)
+    assert player.devices()  # two failures, then success: within the bound
+    assert len(fake.calls("GET", "/v1/me/player/devices")) == 3
+    fake.requests.clear()
+    fake.fail("GET", "/v1/me/player/devices", 502, times=10)
+    with pytest.raises(PlayerError) as err:
+        player.devices()
+    assert err.value.state == "spotify-unavailable" and 20 <= err.value.retry_after <= 40
+    assert len(fake.calls("GET", "/v1/me/player/devices")) == 3  # 1 + 2 retries, then give up
+
+
+def test_a_slow_spotify_times_out(connected, fake):
+    _, player = connected
+    fake.fail("GET", "/v1/me/player/devices", 0, delay=3.0, times=2)  # slower than the 1 s read timeout, twice
+    start = time.monotonic()
+    with pytest.raises(PlayerError) as err:
+        player.devices()
+    assert err.value.state == "offline" and time.monotonic() - start < 5
+
+
+def test_no_network_at_all(fake, tmp_path):
+    auth, _ = make(fake, tmp_path)
+    connect(fake, auth)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # nothing listens here once the socket closes
+    player = SpotifyPlayer(auth, "Living Room", f"http://127.0.0.1:{dead}/v1/")
+    with pytest.raises(PlayerError) as err:
+        player.play("happy", SEARCH)
+    assert err.value.state == "offline" and err.value.retry_after >= 30
+
+
+def test_someone_else_playing_is_noticed(connected, fake):
+    _, player = connected
+    assert player.someone_else_is_playing() is False  # Moodbox has started nothing yet
+    player.play("happy", SEARCH)
+    assert player.someone_else_is_playing() is False
+    fake.user_plays("spotify:track:from-the-phone")
+    assert player.someone_else_is_playing() is True
