@@ -11,6 +11,7 @@ from pathlib import Path
 from device.camera import CameraError
 from device.config import ConfigError, load
 from device.litert import ModelError
+from device.store import StoreError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except CameraError as exc:
         print(f"moodbox: {exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:
+        print(f"moodbox: {exc}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL: systemd restarts later, when the lock may be gone
     except KeyboardInterrupt:
         return 130
     finally:

@@ -99,7 +99,11 @@ class FakeSpotify:
                 "owner": "household",
                 "tracks": [track(i, "sunday") for i in range(12)],
             },
-            "plOther000000000000002": {"name": "Editorial Hits", "owner": "spotify", "tracks": [track(i, "hits") for i in range(8)]},
+            "plOther000000000000002": {
+                "name": "Editorial Hits",
+                "owner": "spotify",
+                "tracks": [track(i, "hits") for i in range(8)],
+            },
         }
         self.saved = [track(i, "saved") for i in range(15)]
         self.top = [track(i, "top") for i in range(30)]

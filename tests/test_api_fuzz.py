@@ -18,11 +18,27 @@ from web_ui.openapi import OPENAPI
 PATHS = sorted(OPENAPI["paths"])
 METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE"]
 CHANGING = {"POST", "PATCH", "PUT", "DELETE"}
-EXTRA_PATHS = ["/", "/history", "/settings", "/system", "/videos", "/callback", "/api/nope", "/api/settings/x",
-               "/static/app.js", "/static/../device/config.py", "/login", "/setup", "/logout"]
+EXTRA_PATHS = [
+    "/",
+    "/history",
+    "/settings",
+    "/system",
+    "/videos",
+    "/callback",
+    "/api/nope",
+    "/api/settings/x",
+    "/static/app.js",
+    "/static/../device/config.py",
+    "/login",
+    "/setup",
+    "/logout",
+]
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True, allow_infinity=True)
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**12), 10**12)
+    | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=40),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=12,
@@ -41,15 +57,17 @@ def valid_value(schema: dict) -> st.SearchStrategy:
         keys = st.lists(st.sampled_from(sorted(props)), min_size=1, max_size=2, unique=True)
         return keys.flatmap(lambda ks: st.fixed_dictionaries({k: props[k] for k in ks}))
     if kind == "object":
-        return st.dictionaries(valid_value(schema["propertyNames"]), valid_value(schema["additionalProperties"]),
-                               min_size=1, max_size=2)
+        return st.dictionaries(
+            valid_value(schema["propertyNames"]), valid_value(schema["additionalProperties"]), min_size=1, max_size=2
+        )
     if kind == "boolean":
         return st.booleans()
     if kind == "integer":
         return st.integers(schema.get("minimum", 0), schema.get("maximum", 100))
     if kind == "number":
         return st.floats(schema.get("minimum", 0), schema.get("maximum", 100), allow_nan=False).filter(
-            lambda x: x > schema.get("exclusiveMinimum", -1e9))
+            lambda x: x > schema.get("exclusiveMinimum", -1e9)
+        )
     if kind == "string" and "pattern" in schema:
         return st.sampled_from(["00:00", "07:30", "22:15", "23:59"])
     if kind == "null":
@@ -67,7 +85,11 @@ def schema_value(schema: dict) -> st.SearchStrategy:
         props = {k: schema_value(v) for k, v in schema["properties"].items()}
         return st.fixed_dictionaries({}, optional=props) | json_values
     if kind == "object":
-        return st.dictionaries(st.sampled_from(["happy", "sad", "nope", ""]), schema_value(schema.get("additionalProperties", {})), max_size=3)
+        return st.dictionaries(
+            st.sampled_from(["happy", "sad", "nope", ""]),
+            schema_value(schema.get("additionalProperties", {})),
+            max_size=3,
+        )
     if kind == "boolean":
         return st.one_of(st.booleans(), st.booleans(), json_values)
     if kind in ("number", "integer"):
@@ -75,7 +97,9 @@ def schema_value(schema: dict) -> st.SearchStrategy:
         inside = st.integers(int(lo), int(hi)) if kind == "integer" else st.floats(lo, hi, allow_nan=False)
         return st.one_of(inside, inside, st.floats(lo - 10, hi + 10, allow_nan=False), json_values)
     if kind == "string":
-        return st.text(max_size=60) | st.sampled_from(["12:00", "25:99", "spotify:playlist:x", "http://127.0.0.1:1/callback?code=a&state=b"])
+        return st.text(max_size=60) | st.sampled_from(
+            ["12:00", "25:99", "spotify:playlist:x", "http://127.0.0.1:1/callback?code=a&state=b"]
+        )
     return json_values
 
 
@@ -88,12 +112,16 @@ def api_request(draw):
     else:
         path = draw(st.sampled_from(PATHS))
         declared = list(OPENAPI["paths"][path])
-        method = (draw(st.sampled_from(declared)) if draw(st.integers(0, 4)) else draw(st.sampled_from(METHODS))).upper()
+        method = (
+            draw(st.sampled_from(declared)) if draw(st.integers(0, 4)) else draw(st.sampled_from(METHODS))
+        ).upper()
         op = OPENAPI["paths"][path].get(method.lower(), {})
     params = {}
     for p in op.get("parameters", []):
         if draw(st.booleans()):
-            params[p["name"]] = draw(st.one_of(st.text(max_size=20), st.sampled_from(["nan", "inf", "-1", "0", "1e400", "24", "happy"])))
+            params[p["name"]] = draw(
+                st.one_of(st.text(max_size=20), st.sampled_from(["nan", "inf", "-1", "0", "1e400", "24", "happy"]))
+            )
     kind = draw(st.sampled_from(["schema", "schema", "schema", "json", "garbage", "form", "none"]))
     headers, data = {}, None
     if kind == "schema" and "requestBody" in op:
@@ -105,11 +133,18 @@ def api_request(draw):
         headers["Content-Type"] = "application/json"
         data = json.dumps(draw(json_values), allow_nan=True)
     elif kind == "garbage":
-        headers["Content-Type"] = draw(st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded"]))
+        headers["Content-Type"] = draw(
+            st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded"])
+        )
         data = draw(st.binary(max_size=200))
     elif kind == "form":
         headers["Content-Type"] = "application/x-www-form-urlencoded"
-        data = "&".join(f"{k}={v}" for k, v in draw(st.dictionaries(st.text("abcdefghij_", max_size=8), st.text(max_size=8), max_size=3)).items())
+        data = "&".join(
+            f"{k}={v}"
+            for k, v in draw(
+                st.dictionaries(st.text("abcdefghij_", max_size=8), st.text(max_size=8), max_size=3)
+            ).items()
+        )
     return method, path, params, headers, data
 
 
@@ -119,8 +154,10 @@ def live(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("fuzz")
     cfg = tmp / "moodbox.toml"
-    cfg.write_text('[camera]\nsource = "demo"\n[spotify]\nclient_id = "fuzz-client"\napi_url = "http://127.0.0.1:9/v1/"\n'
-                   'accounts_url = "http://127.0.0.1:9"\n')
+    cfg.write_text(
+        '[camera]\nsource = "demo"\n[spotify]\nclient_id = "fuzz-client"\napi_url = "http://127.0.0.1:9/v1/"\n'
+        'accounts_url = "http://127.0.0.1:9"\n'
+    )
     d = DaemonProcess(tmp, ["--config", str(cfg)], isolated_env(tmp))
     d.wait_healthy()
     signed_in = d.login()
@@ -135,8 +172,9 @@ def send(http: requests.Session, base: str, req, csrf: str | None) -> requests.R
     if csrf is not None:
         headers["X-CSRF-Token"] = csrf
     stream = path == "/api/events"
-    r = http.request(method, base + path, params=params, headers=headers, data=data, timeout=20, stream=stream,
-                     allow_redirects=False)
+    r = http.request(
+        method, base + path, params=params, headers=headers, data=data, timeout=20, stream=stream, allow_redirects=False
+    )
     if stream:
         r.close()
     return r

@@ -72,7 +72,7 @@ def test_cooldown_between_automatic_changes(rig):
 
 
 def test_hands_off_after_someone_picks_music_from_their_phone(rig):
-    fake, auto, holder, clock, _ = rig
+    fake, auto, _holder, clock, _ = rig
     mood(auto, clock, "happy")
     auto.step()
     fake.user_plays("spotify:track:picked-on-a-phone")
@@ -97,8 +97,11 @@ def test_paused_autoplay_and_quiet_hours_leave_the_speaker_alone(rig):
     auto.step()
     assert plays(fake) == 0 and auto.waiting == "auto-play is paused"
     now = dt.datetime.now()
-    quiet = QuietHours(enabled=True, start=(now - dt.timedelta(hours=1)).strftime("%H:%M"),
-                       end=(now + dt.timedelta(hours=1)).strftime("%H:%M"))
+    quiet = QuietHours(
+        enabled=True,
+        start=(now - dt.timedelta(hours=1)).strftime("%H:%M"),
+        end=(now + dt.timedelta(hours=1)).strftime("%H:%M"),
+    )
     holder["s"] = holder["s"].model_copy(update={"autoplay": True, "quiet_hours": quiet})
     auto.step()
     assert plays(fake) == 0 and auto.waiting.startswith("quiet hours")
@@ -153,7 +156,7 @@ def test_a_failed_change_is_dropped_if_the_mood_moved_on(rig):
 
 
 def test_slow_spotify_never_holds_up_the_frame_loop(rig):
-    fake, auto, _, clock, _ = rig
+    fake, auto, _, _clock, _ = rig
     auto._clock = time.time
     fake.fail("GET", "/v1/me/player/devices", 0, delay=0.8)
     bus = Bus()

@@ -17,8 +17,16 @@ from tests.conftest import ARTIFACTS, PASSWORD, DaemonProcess, free_port, isolat
 from tests.fake_spotify import FakeSpotify
 
 SHOTS = ARTIFACTS / "screenshots"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +59,13 @@ def page(box):
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
-                                      is_mobile=True, has_touch=True, base_url=box.base)
+        context = browser.new_context(
+            viewport={"width": 390, "height": 844},
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+            base_url=box.base,
+        )
         p = context.new_page()
         yield p
         context.close()
@@ -115,8 +128,10 @@ def test_the_mood_changes_live_on_the_now_page(page):
         page.wait_for_timeout(250)
     latencies = sorted(page.evaluate("window.moodbox.latencies"))
     p95 = latencies[max(0, int(0.95 * len(latencies)) - 1)]
-    print(f"page latency over {len(latencies)} emotion changes: median {statistics.median(latencies) * 1000:.0f} ms, "
-          f"p95 {p95 * 1000:.0f} ms")
+    print(
+        f"page latency over {len(latencies)} emotion changes: median {statistics.median(latencies) * 1000:.0f} ms, "
+        f"p95 {p95 * 1000:.0f} ms"
+    )
     assert p95 <= 1.5
 
 

@@ -83,12 +83,15 @@ def test_the_flow_survives_a_restart_between_its_two_steps(fake, tmp_path):
     assert second.state == "connected"
 
 
-@pytest.mark.parametrize(("pasted", "message"), [
-    ("http://127.0.0.1:8080/callback?error=access_denied&state=x", "access denied"),
-    ("http://127.0.0.1:8080/callback", "no ?code="),
-    ("http://127.0.0.1:8080/callback?code=abc&state=wrong", "older connection attempt"),
-    ("hello", "no ?code="),
-])
+@pytest.mark.parametrize(
+    ("pasted", "message"),
+    [
+        ("http://127.0.0.1:8080/callback?error=access_denied&state=x", "access denied"),
+        ("http://127.0.0.1:8080/callback", "no ?code="),
+        ("http://127.0.0.1:8080/callback?code=abc&state=wrong", "older connection attempt"),
+        ("hello", "no ?code="),
+    ],
+)
 def test_bad_pasted_addresses_are_explained(fake, tmp_path, pasted, message):
     auth, _ = make(fake, tmp_path)
     auth.authorize_url()
@@ -128,7 +131,7 @@ def test_token_is_refreshed_before_it_expires_and_keeps_the_refresh_token(connec
 
 
 def test_a_401_is_answered_by_one_refresh(connected, fake):
-    auth, player = connected
+    _auth, player = connected
     fake.expire_access_tokens()  # the server expired it early; the file still says it is valid
     assert [d["name"] for d in player.devices()][:2] == ["Kitchen", "Living Room"]
     assert len(fake.calls("GET", "/v1/me/player/devices")) == 2

@@ -15,16 +15,34 @@ from device.videos import VideoSuggestions
 
 
 def results(*ids: str) -> bytes:
-    return json.dumps({
-        "kind": "youtube#searchListResponse", "regionCode": "GB", "pageInfo": {"totalResults": 1000, "resultsPerPage": 12},
-        "items": [{"kind": "youtube#searchResult", "etag": "x", "id": {"kind": "youtube#video", "videoId": i},
-                   "snippet": {"title": f"Song {i}", "channelTitle": f"Channel {i}", "liveBroadcastContent": "none"}}
-                  for i in ids]}).encode()
+    return json.dumps(
+        {
+            "kind": "youtube#searchListResponse",
+            "regionCode": "GB",
+            "pageInfo": {"totalResults": 1000, "resultsPerPage": 12},
+            "items": [
+                {
+                    "kind": "youtube#searchResult",
+                    "etag": "x",
+                    "id": {"kind": "youtube#video", "videoId": i},
+                    "snippet": {"title": f"Song {i}", "channelTitle": f"Channel {i}", "liveBroadcastContent": "none"},
+                }
+                for i in ids
+            ],
+        }
+    ).encode()
 
 
 def google_error(code: int, reason: str, message: str, domain: str = "youtube.quota") -> bytes:
-    return json.dumps({"error": {"code": code, "message": message,
-                                 "errors": [{"message": message, "domain": domain, "reason": reason}]}}).encode()
+    return json.dumps(
+        {
+            "error": {
+                "code": code,
+                "message": message,
+                "errors": [{"message": message, "domain": domain, "reason": reason}],
+            }
+        }
+    ).encode()
 
 
 QUOTA = google_error(403, "quotaExceeded", "The request cannot be completed because you have exceeded your quota.")
@@ -73,7 +91,7 @@ def test_results_are_cached_per_mood_and_region(tmp_path):
 
 
 def test_cache_expires(tmp_path, monkeypatch):
-    yt, http = make(tmp_path, [({"status": "200"}, results("old")), ({"status": "200"}, results("new"))])
+    yt, _http = make(tmp_path, [({"status": "200"}, results("old")), ({"status": "200"}, results("new"))])
     yt.for_mood("happy")
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() + 13 * 3600)
@@ -89,10 +107,13 @@ def test_daily_budget_is_enforced(tmp_path):
     assert yt.store.budget_used("youtube-search") == 2
 
 
-@pytest.mark.parametrize(("status", "body"), [
-    ("403", QUOTA),
-    ("429", google_error(429, "rateLimitExceeded", "Resource has been exhausted", "usageLimits")),
-])
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        ("403", QUOTA),
+        ("429", google_error(429, "rateLimitExceeded", "Resource has been exhausted", "usageLimits")),
+    ],
+)
 def test_quota_errors_serve_the_cache_and_are_never_retried(tmp_path, monkeypatch, status, body):
     yt, http = make(tmp_path, [({"status": "200"}, results("cached")), ({"status": status}, body)])
     yt.for_mood("happy")

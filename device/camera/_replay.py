@@ -36,7 +36,7 @@ class ReplayCamera:
             if not self._images:
                 raise CameraError(f"{self.path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
             self.fps = self._folder_fps
-        elif self.path.is_file():
+        elif self.path.exists():  # a file, or a stream such as a FIFO
             cap = cv2.VideoCapture(str(self.path))
             if not cap.isOpened():
                 raise CameraError(f"{self.path} is not a video OpenCV can read")

@@ -1,0 +1,234 @@
+"""The page's security and durability over real HTTP: login, cookies, CSRF, rate limits, CSP, bad input,
+SIGKILL restarts, and damaged or locked databases."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import time
+
+import pytest
+import requests
+
+from tests.conftest import PASSWORD, DaemonProcess, csrf_from, isolated_env
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("web")
+    d = DaemonProcess(tmp, env=isolated_env(tmp))
+    d.wait_healthy()
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="module")
+def http(box):
+    return box.login()
+
+
+def test_everything_but_health_needs_a_login(box):
+    anon = requests.Session()
+    assert anon.get(box.base + "/healthz", timeout=5).status_code == 200
+    for path in (
+        "/api/state",
+        "/api/settings",
+        "/api/history",
+        "/api/videos",
+        "/api/speakers",
+        "/api/events",
+        "/api/openapi.json",
+        "/api/preview.jpg",
+    ):
+        assert anon.get(box.base + path, timeout=5).status_code == 401, path
+    for path in ("/", "/history", "/settings", "/system", "/videos"):
+        r = anon.get(box.base + path, timeout=5, allow_redirects=False)
+        assert r.status_code == 302 and r.headers["Location"].startswith(("/login", "/setup")), path
+    assert anon.patch(box.base + "/api/settings", json={"autoplay": False}, timeout=5).status_code == 401
+
+
+def test_password_is_stored_as_scrypt(box, http):
+    with sqlite3.connect(box.state_dir / "moodbox.db") as db:
+        stored = json.loads(db.execute("SELECT value FROM settings WHERE key = '_owner'").fetchone()[0])
+    assert stored["hash"].startswith("scrypt:") and PASSWORD not in stored["hash"]
+
+
+def test_session_cookie_flags(box):
+    r = requests.get(box.base + "/login", timeout=5)
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "moodbox_session=" in cookie
+
+
+def test_security_headers_and_no_inline_script(box, http):
+    r = http.get(box.base + "/settings", timeout=5)
+    csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff"
+    assert "<script>" not in r.text and "onclick=" not in r.text
+    assert "cdn" not in r.text.lower() and "https://" not in r.text.split("<main>")[0]  # all assets local
+
+
+def test_state_changes_need_the_csrf_token(box, http):
+    token = http.headers["X-CSRF-Token"]
+    del http.headers["X-CSRF-Token"]
+    try:
+        r = http.patch(box.base + "/api/settings", json={"dwell_seconds": 5}, timeout=5)
+        assert r.status_code == 403 and "CSRF" in r.json()["error"]
+        r = http.patch(
+            box.base + "/api/settings", json={"dwell_seconds": 5}, headers={"X-CSRF-Token": "x" * 32}, timeout=5
+        )
+        assert r.status_code == 403
+    finally:
+        http.headers["X-CSRF-Token"] = token
+    assert http.patch(box.base + "/api/settings", json={"dwell_seconds": 5}, timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "fragment"),
+    [
+        ("PATCH", "/api/settings", "not json", "JSON object"),
+        ("PATCH", "/api/settings", {"dwel_seconds": 3}, "unknown setting"),
+        ("PATCH", "/api/settings", {"dwell_seconds": "long"}, "valid number"),
+        ("PATCH", "/api/settings", {"music": {"happy": {"kind": "radio"}}}, "allowed values"),
+        ("PATCH", "/api/settings", {"quiet_hours": {"start": "25:00"}}, "HH:MM"),
+        ("PATCH", "/api/settings", [], "JSON object"),
+        ("POST", "/api/not-my-mood", {"mood": "elated"}, "mood must be one of"),
+        ("POST", "/api/autoplay", {"enabled": "yes"}, "true or false"),
+        ("POST", "/api/spotify/finish", {"url": ""}, "paste the whole address"),
+        ("GET", "/api/history?hours=nan", None, "between 0 and"),
+        ("GET", "/api/history?hours=abc", None, "must be a number"),
+        ("GET", "/api/videos?mood=x", None, "mood must be one of"),
+    ],
+)
+def test_malformed_input_gets_a_400_with_a_message(box, http, method, path, body, fragment):
+    kwargs = {"data": body} if isinstance(body, str) else {"json": body} if body is not None else {}
+    r = http.request(method, box.base + path, timeout=5, **kwargs)
+    assert r.status_code == 400, r.text
+    assert fragment in json.dumps(r.json())
+
+
+def test_oversized_requests_are_refused(box, http):
+    r = http.patch(
+        box.base + "/api/settings", data="x" * 200_000, headers={"Content-Type": "application/json"}, timeout=5
+    )
+    assert r.status_code == 413
+
+
+def test_logins_are_rate_limited(tmp_path):
+    d = DaemonProcess(tmp_path, env=isolated_env(tmp_path))
+    try:
+        d.wait_healthy()
+        d.login()  # sets the password
+        s = requests.Session()
+        codes = []
+        for _ in range(7):
+            page = s.get(d.base + "/login", timeout=5)
+            codes.append(
+                s.post(
+                    d.base + "/login", data={"csrf_token": csrf_from(page.text), "password": "guess"}, timeout=10
+                ).status_code
+            )
+        assert codes[:5] == [401] * 5 and codes[5:] == [429, 429]
+        page = s.get(d.base + "/login", timeout=5)
+        r = s.post(d.base + "/login", data={"csrf_token": csrf_from(page.text), "password": PASSWORD}, timeout=10)
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0  # even the right password waits
+    finally:
+        d.stop()
+
+
+def test_settings_and_history_survive_sigkill(tmp_path):
+    env = isolated_env(tmp_path)
+    d = DaemonProcess(tmp_path, env=env)
+    d.wait_healthy()
+    http = d.login()
+    changes = {
+        "speaker": "Kitchen",
+        "dwell_seconds": 4.5,
+        "cooldown_minutes": 10,
+        "autoplay": False,
+        "quiet_hours": {"enabled": True, "start": "23:00", "end": "06:30"},
+        "music": {"sad": {"kind": "search", "value": "rainy day jazz", "label": ""}},
+    }
+    assert http.patch(d.base + "/api/settings", json=changes, timeout=5).status_code == 200
+    deadline = time.monotonic() + 30
+    while not http.get(d.base + "/api/history?hours=1", timeout=5).json()["changes"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    history = http.get(d.base + "/api/history?hours=1", timeout=5).json()["changes"]
+    assert history
+    d.proc.send_signal(signal.SIGKILL)  # a power cut, as far as the process can tell
+    d.proc.wait(10)
+    d.stop()
+    again = DaemonProcess(tmp_path, env=env, port=d.port)
+    try:
+        again.wait_healthy()
+        http = again.login()  # the password survived too
+        saved = http.get(again.base + "/api/settings", timeout=5).json()
+        assert saved["speaker"] == "Kitchen" and saved["dwell_seconds"] == 4.5 and saved["autoplay"] is False
+        assert saved["quiet_hours"] == {"enabled": True, "start": "23:00", "end": "06:30"}
+        assert saved["music"]["sad"]["value"] == "rainy day jazz"
+        after = http.get(again.base + "/api/history?hours=1", timeout=5).json()["changes"]
+        assert after[: len(history)] == history
+    finally:
+        again.stop()
+
+
+def test_delete_my_history(box, http):
+    deadline = time.monotonic() + 30
+    while not http.get(box.base + "/api/history?hours=1", timeout=5).json()["changes"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    r = http.delete(box.base + "/api/history", timeout=10)
+    assert r.status_code == 200 and r.json()["deleted"] >= 1
+    with sqlite3.connect(box.state_dir / "moodbox.db") as db:
+        # only mood changes that happened after the delete may be there
+        rows = db.execute("SELECT count(*) FROM history WHERE at < ?", (time.time() - 1,)).fetchone()[0]
+    assert rows <= 1
+
+
+def test_a_damaged_database_is_kept_aside_and_the_box_starts(tmp_path):
+    env = isolated_env(tmp_path)
+    state = tmp_path / "home" / ".state" / "moodbox"
+    state.mkdir(parents=True)
+    (state / "moodbox.db").write_bytes(b"SQLite format 3\x00" + b"\xff" * 5000)
+    d = DaemonProcess(tmp_path, env=env)
+    try:
+        d.wait_healthy()
+        kept = list(state.glob("moodbox.db.corrupt-*"))
+        assert len(kept) == 1 and kept[0].read_bytes().startswith(b"SQLite format 3")
+        http = d.login()
+        errors = http.get(d.base + "/api/state", timeout=5).json()["errors"]
+        assert any("damaged" in e["message"] and kept[0].name in e["message"] for e in errors)
+    finally:
+        d.stop()
+
+
+def test_a_locked_database_is_explained(tmp_path):
+    env = isolated_env(tmp_path)
+    state = tmp_path / "home" / ".state" / "moodbox"
+    state.mkdir(parents=True)
+    holder = sqlite3.connect(state / "moodbox.db", isolation_level=None)
+    holder.execute("PRAGMA journal_mode=DELETE")
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        import subprocess
+        import sys
+
+        from tests.conftest import REPO
+
+        r = subprocess.run(
+            [sys.executable, "-m", "device", "replay", "demo"],
+            cwd=REPO,
+            env=env,
+            timeout=60,
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 0  # replay does not need the database
+        d = DaemonProcess(tmp_path, env=env)
+        code = d.proc.wait(60)
+        assert code != 0 and "locked by another process" in d.log() and "Traceback" not in d.log()
+        d.stop()
+    finally:
+        holder.rollback()
+        holder.close()
