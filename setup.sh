@@ -23,6 +23,44 @@ is_pi=false
 if grep -qi "raspberry pi" /proc/device-tree/model 2>/dev/null; then is_pi=true; fi
 codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
 
+# ./setup.sh install: the same end state as Ansible's site.yml, for one box, without Ansible.
+install_appliance() {
+    [ "$(id -u)" = 0 ] || { echo "install needs root: sudo ./setup.sh install" >&2; exit 1; }
+    local dest=/opt/moodbox
+    say "packages"
+    apt-get update -qq
+    apt-get install -y -qq git python3-venv python3-pip python3-dev avahi-daemon libnss-mdns >/dev/null
+    $is_pi && apt-get install -y -qq python3-picamera2 python3-systemd rpicam-apps-lite >/dev/null
+    say "firmware settings (firmware_config/config.txt)"
+    local reboot=false
+    python3 deploy/firmware_block.py /boot/firmware/config.txt firmware_config/config.txt || { [ $? = 10 ] && reboot=true; }
+    install -d -m 0755 /etc/systemd/system.conf.d
+    cmp -s deploy/systemd/watchdog.conf /etc/systemd/system.conf.d/moodbox-watchdog.conf || {
+        install -m 0644 deploy/systemd/watchdog.conf /etc/systemd/system.conf.d/moodbox-watchdog.conf; reboot=true; }
+    say "user, code in $dest, virtual environment"
+    id moodbox >/dev/null 2>&1 || useradd --system --home /var/lib/moodbox --no-create-home --shell /usr/sbin/nologin moodbox
+    usermod -a -G video,audio moodbox
+    install -d -m 0755 "$dest"
+    git archive HEAD | tar -x -C "$dest"
+    (cd "$dest" && PYTHON=/usr/bin/python3 MOODBOX_NO_PAIRING=1 ./setup.sh setup)
+    say "config /etc/moodbox/moodbox.toml (kept if it exists)"
+    install -d -m 0750 -g moodbox /etc/moodbox
+    if [ ! -f /etc/moodbox/moodbox.toml ]; then
+        printf '[web]\nhost = "0.0.0.0"\nport = 8080\n\n[spotify]\nclient_id = ""\nspeaker = ""\n\n[state]\ndir = "/var/lib/moodbox"\n' \
+            | install -m 0640 -g moodbox /dev/stdin /etc/moodbox/moodbox.toml
+    fi
+    sed "s/@PORT@/8080/; s/@HOST@/%h/" deploy/avahi-moodbox.service > /etc/avahi/services/moodbox.service
+    say "systemd service"
+    install -m 0644 deploy/systemd/moodbox.service /etc/systemd/system/moodbox.service
+    systemctl daemon-reload
+    systemctl enable --now avahi-daemon moodbox
+    systemctl restart moodbox
+    install -d -o moodbox -g moodbox -m 0700 /var/lib/moodbox
+    sudo -u moodbox env STATE_DIRECTORY=/var/lib/moodbox "$dest/.venv/bin/moodbox" --config /etc/moodbox/moodbox.toml pairing-code
+    echo "Page: http://$(hostname).local:8080"
+    $reboot && echo "Firmware settings changed: reboot to apply them (sudo reboot)."
+}
+
 constraints=$(mktemp)
 trap 'rm -f "$constraints"' EXIT
 venv_flags=()
@@ -65,11 +103,15 @@ if [ "$MODE" = test ]; then
 fi
 
 if [ "$MODE" = install ]; then
-    "$VPY" -m device.install --repo "$HERE"
+    install_appliance
 fi
 
 if [ ! -f "$HERE/models/emotion_vgg16_int8.tflite" ]; then
     echo "warning: models/emotion_vgg16_int8.tflite is missing; restore it with git" >&2
+fi
+
+if { [ "$MODE" = setup ] || [ "$MODE" = run ]; } && [ -z "${MOODBOX_NO_PAIRING:-}" ]; then
+    .venv/bin/moodbox pairing-code || true
 fi
 
 case "$MODE" in
