@@ -33,7 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("video", help="a video file, a folder of images, or 'demo' for the built-in demo feed")
     rep.add_argument("--json", action="store_true", help="print JSON")
     rep.add_argument("--pace", choices=("fast", "realtime"), default="fast")
-    sub.add_parser("pairing-code", help="print the one-time code for setting the page's password (first run)")
+    pair = sub.add_parser("pairing-code", help="print the one-time code for setting the page's password (first run)")
+    pair.add_argument("--reset", action="store_true", help="forgot the password: forget it and print a new code")
     return p
 
 
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return Daemon(config, args.port).run_forever()
         if args.command == "pairing-code":
-            return _pairing_code(config)
+            return _pairing_code(config, args.reset)
         from device import offline
 
         if args.command == "classify":
@@ -74,15 +75,16 @@ def main(argv: list[str] | None = None) -> int:
         logging.shutdown()
 
 
-def _pairing_code(config) -> int:
+def _pairing_code(config, reset: bool = False) -> int:
     from device.store import Store
     from web_ui.auth import Owner
 
     state = config.state.path
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
-    code = Owner(Store(state / "moodbox.db"), state).pairing_code()
+    owner = Owner(Store(state / "moodbox.db"), state)
+    code = owner.reset() if reset else owner.pairing_code()
     if code is None:
-        print("The page's password is already set; sign in with it (or see README, 'Forgot the password').")
+        print("The page's password is already set; sign in with it (forgot it? moodbox pairing-code --reset).")
     else:
         print(f"Pairing code: {code}  (enter it on the page's Set up screen to choose the password)")
     return 0

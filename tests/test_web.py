@@ -232,3 +232,26 @@ def test_a_locked_database_is_explained(tmp_path):
     finally:
         holder.rollback()
         holder.close()
+
+
+def test_forgotten_password_reset_from_the_shell_signs_everyone_out(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = isolated_env(tmp_path)
+    d = DaemonProcess(tmp_path, env=env)
+    try:
+        d.wait_healthy()
+        http = d.login()
+        assert http.get(d.base + "/api/state", timeout=5).status_code == 200
+        r = subprocess.run([sys.executable, "-m", "device", "pairing-code", "--reset"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "Pairing code:" in r.stdout
+        assert http.get(d.base + "/api/state", timeout=5).status_code == 401  # the old session is out
+        again = d.login("a brand new password")  # set up anew with the new code
+        assert again.get(d.base + "/api/state", timeout=5).status_code == 200
+        assert http.get(d.base + "/api/state", timeout=5).status_code == 401  # and stays out
+    finally:
+        d.stop()

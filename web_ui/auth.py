@@ -91,6 +91,16 @@ class Owner:
         (self.state_dir / PAIRING_FILE).unlink(missing_ok=True)
         log.info("owner password set; the pairing code is used up")
 
+    def reset(self) -> str:
+        """Forget the password (for someone with a shell on the box who forgot it); returns a new pairing code."""
+        # Keep counting versions, so that sessions signed in before the reset stay signed out.
+        self.store.set(OWNER_KEY, {"hash": None, "version": self.version + 1})
+        (self.state_dir / PAIRING_FILE).unlink(missing_ok=True)
+        code = self.pairing_code()
+        assert code is not None
+        log.warning("the page's password was reset from the command line; new pairing code issued")
+        return code
+
     def change_password(self, old: str, new: str) -> None:
         if not self.check(old):
             raise PermissionError("the current password is not right")
