@@ -47,8 +47,12 @@ def pct(values: list[float], q: float) -> float:
 def summary(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
-    return {"n": len(values), "median_s": round(statistics.median(values), 3), "p95_s": round(pct(values, 0.95), 3),
-            "max_s": round(max(values), 3)}
+    return {
+        "n": len(values),
+        "median_s": round(statistics.median(values), 3),
+        "p95_s": round(pct(values, 0.95), 3),
+        "max_s": round(max(values), 3),
+    }
 
 
 def main() -> None:
@@ -63,7 +67,9 @@ def main() -> None:
     faces, demo_scenes = load_script()
     by_mood = {s.expression: s.faces[0] for s in demo_scenes if len(s.faces) == 1}
     scenes = [Scene(3.0, (), "nobody")]
-    scenes += [Scene(args.scene, (by_mood[ORDER[i % len(ORDER)]],), ORDER[i % len(ORDER)]) for i in range(args.changes + 1)]
+    scenes += [
+        Scene(args.scene, (by_mood[ORDER[i % len(ORDER)]],), ORDER[i % len(ORDER)]) for i in range(args.changes + 1)
+    ]
     room = DemoRoom(faces, scenes)
 
     with FakeSpotify() as fake, tempfile.TemporaryDirectory() as state:
@@ -124,8 +130,12 @@ def main() -> None:
         if put is not None:
             expr_to_put.append(put - w)
     result = {
-        "settings": {"dwell_seconds": args.dwell, "window_seconds": args.window, "fps": args.fps,
-                     "scene_seconds": args.scene},
+        "settings": {
+            "dwell_seconds": args.dwell,
+            "window_seconds": args.window,
+            "fps": args.fps,
+            "scene_seconds": args.scene,
+        },
         "expression_changes": len(scene_starts) - 1,
         "mood_changes": len([c for c in changes if c.mood != "nobody"]),
         "mood_changes_not_matching_the_shown_expression": wrong,

@@ -48,3 +48,8 @@ def test_ci_runs_the_readme_test_command():
 def test_setup_left_the_moodbox_command():
     r = subprocess.run([str(REPO / ".venv" / "bin" / "moodbox"), "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "classify" in r.stdout and "replay" in r.stdout and "run" in r.stdout
+
+
+def test_readme_numbers_are_filled_in():
+    readme = (REPO / "README.md").read_text()
+    assert "MEASURED_" not in readme, "a measured number is missing from the README"

@@ -246,8 +246,14 @@ def test_forgotten_password_reset_from_the_shell_signs_everyone_out(tmp_path):
         d.wait_healthy()
         http = d.login()
         assert http.get(d.base + "/api/state", timeout=5).status_code == 200
-        r = subprocess.run([sys.executable, "-m", "device", "pairing-code", "--reset"], cwd=REPO, env=env,
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-m", "device", "pairing-code", "--reset"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert r.returncode == 0 and "Pairing code:" in r.stdout
         assert http.get(d.base + "/api/state", timeout=5).status_code == 401  # the old session is out
         again = d.login("a brand new password")  # set up anew with the new code

@@ -142,77 +142,61 @@ def create_app(box: Box) -> Flask:
     def favicon():
         return app.send_static_file("icon.svg")
 
+    def form(name: str, error: str | None = None, status: int = 200, headers: dict | None = None):
+        session.setdefault("csrf", new_csrf())
+        return render_template(f"{name}.html", page=name, error=error, csrf=session["csrf"]), status, headers or {}
+
+    def refused(name: str, client: str):
+        """The answer to a sign-in form that must not be tried now (too many failures, or a stale form)."""
+        wait = limiter.retry_after(client)
+        if wait:
+            return form(name, f"too many tries: wait {math.ceil(wait)} s", 429, {"Retry-After": str(math.ceil(wait))})
+        if not csrf_ok(session.get("csrf"), request.form.get("csrf_token")):
+            return form(name, "the form expired: try again", 400)
+        return None
+
+    def sign_in() -> None:
+        session.clear()
+        session.update(user="owner", v=owner.version, csrf=new_csrf())
+        session.permanent = True
+
     @app.route("/setup", methods=["GET", "POST"])
     def setup():
         if owner.has_password:
             return redirect(url_for("login"))
-        error = None
-        if request.method == "POST":
-            client = request.remote_addr or "?"
-            wait = limiter.retry_after(client)
-            if wait:
-                return (
-                    render_template(
-                        "setup.html",
-                        page="setup",
-                        error=f"too many tries: wait {math.ceil(wait)} s",
-                        csrf=session.get("csrf", ""),
-                    ),
-                    429,
-                    {"Retry-After": str(math.ceil(wait))},
-                )
-            if not csrf_ok(session.get("csrf"), request.form.get("csrf_token")):
-                error = "the form expired: try again"
-            elif request.form.get("password", "") != request.form.get("password2", ""):
-                error = "the two passwords differ"
-            else:
-                try:
-                    owner.set_first_password(request.form.get("code", ""), request.form.get("password", ""))
-                    session.clear()
-                    session.update(user="owner", v=owner.version, csrf=new_csrf())
-                    session.permanent = True
-                    return redirect(url_for("now"))
-                except PermissionError as exc:
-                    limiter.failed(client)
-                    error = str(exc)
-                except ValueError as exc:
-                    error = str(exc)
-        session.setdefault("csrf", new_csrf())
-        return render_template("setup.html", page="setup", error=error, csrf=session["csrf"]), 400 if error else 200
+        if request.method == "GET":
+            return form("setup")
+        client = request.remote_addr or "?"
+        if (answer := refused("setup", client)) is not None:
+            return answer
+        if request.form.get("password", "") != request.form.get("password2", ""):
+            return form("setup", "the two passwords differ", 400)
+        try:
+            owner.set_first_password(request.form.get("code", ""), request.form.get("password", ""))
+        except PermissionError as exc:
+            limiter.failed(client)
+            return form("setup", str(exc), 400)
+        except ValueError as exc:
+            return form("setup", str(exc), 400)
+        sign_in()
+        return redirect(url_for("now"))
 
     @app.route("/login", methods=["GET", "POST"])
     def login():
         if not owner.has_password:
             return redirect(url_for("setup"))
-        error, status = None, 200
-        if request.method == "POST":
-            client = request.remote_addr or "?"
-            wait = limiter.retry_after(client)
-            if wait:
-                return (
-                    render_template(
-                        "login.html",
-                        page="login",
-                        error=f"too many tries: wait {math.ceil(wait)} s",
-                        csrf=session.get("csrf", ""),
-                    ),
-                    429,
-                    {"Retry-After": str(math.ceil(wait))},
-                )
-            if not csrf_ok(session.get("csrf"), request.form.get("csrf_token")):
-                error, status = "the form expired: try again", 400
-            elif owner.check(request.form.get("password", "")):
-                limiter.succeeded(client)
-                session.clear()
-                session.update(user="owner", v=owner.version, csrf=new_csrf())
-                session.permanent = True
-                target = request.args.get("next", "/")
-                return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
-            else:
-                limiter.failed(client)
-                error, status = "wrong password", 401
-        session.setdefault("csrf", new_csrf())
-        return render_template("login.html", page="login", error=error, csrf=session["csrf"]), status
+        if request.method == "GET":
+            return form("login")
+        client = request.remote_addr or "?"
+        if (answer := refused("login", client)) is not None:
+            return answer
+        if not owner.check(request.form.get("password", "")):
+            limiter.failed(client)
+            return form("login", "wrong password", 401)
+        limiter.succeeded(client)
+        sign_in()
+        target = request.args.get("next", "/")
+        return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
 
     @app.post("/logout")
     def logout():

@@ -1,0 +1,99 @@
+"""The emotion model: smoke training and conversion end to end, and the committed model's accuracy guard."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, isolated_env
+
+
+@pytest.fixture(scope="module")
+def private_test():
+    from models.fer import load_split
+
+    return load_split("PrivateTest")
+
+
+def test_committed_model_scores_at_least_70_percent_on_the_fixed_private_subset(classifier, private_test):
+    """Guards the preprocessing: the device's own quantised input path on 500 fixed PrivateTest faces."""
+    from models.evaluate import private_subset_indices
+
+    idx = private_subset_indices(len(private_test))
+    assert len(idx) == 500
+    pred = np.array([classifier.probabilities(private_test.images[i]).argmax() for i in idx])
+    accuracy = float((pred == private_test.labels[idx]).mean())
+    print(f"500-face PrivateTest subset: {accuracy:.3f}")
+    assert accuracy >= 0.70
+
+
+def test_committed_metadata_records_measured_accuracy(classifier):
+    acc = classifier.meta.get("accuracy") or {}
+    assert 0.0 < acc.get("private_test_int8", 0) <= 1.0
+    card = (REPO / "models" / "MODEL_CARD.md").read_text()
+    assert classifier.version in card and f"{100 * acc['private_test_int8']:.2f}%" in card
+
+
+def test_smoke_training_and_conversion_end_to_end(tmp_path):
+    out = tmp_path / "ckpt"
+    env = isolated_env(tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "models.train", "--smoke", "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = [json.loads(line) for line in (out / "smoke_log.jsonl").read_text().splitlines()]
+    assert log[-1]["epoch"] == 1 and 0 <= log[-1]["public_test"]["acc"] <= 1
+    model = tmp_path / "smoke.tflite"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "models.convert",
+            "--checkpoint",
+            str(out / "smoke_best.pt"),
+            "--out",
+            str(model),
+            "--calibration-faces",
+            "70",
+            "--interim",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    from device.emotion import EmotionClassifier
+
+    clf = EmotionClassifier(model)  # the metadata the conversion wrote matches the model
+    assert clf.interim and clf.meta["input"]["quantization"]["dtype"] == "int8"
+    assert clf.meta["input"]["quantization"]["scale"] == pytest.approx(1.0, abs=0.02)
+    p = clf.probabilities(np.full((48, 48), 128, np.uint8))
+    assert p.shape == (7,) and p.sum() == pytest.approx(1, abs=1e-6)
+    assert model.stat().st_size <= 16 * 1024 * 1024
+
+
+def test_keras_port_reproduces_the_pytorch_model(tmp_path, private_test):
+    import torch
+
+    from models.keras_port import torch_keras_gap
+    from models.vgg16_torch import VGG16
+
+    torch.manual_seed(0)
+    net = VGG16()
+    for m in net.modules():  # non-trivial batch-norm statistics, or the check proves little
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    torch.save({"model": net.state_dict()}, tmp_path / "random.pt")
+    assert torch_keras_gap(tmp_path / "random.pt", private_test.images[:16]) < 1e-5
