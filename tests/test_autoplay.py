@@ -165,7 +165,7 @@ def test_slow_spotify_never_holds_up_the_frame_loop(rig):
     try:
         start = time.perf_counter()
         bus.publish(MoodChange("happy", "nobody", 0.9, 0.0, time.time()))
-        assert time.perf_counter() - start < 0.01  # the frame loop's side returns at once
+        assert time.perf_counter() - start < 0.2  # returns at once, not after Spotify's 0.8 s
         deadline = time.monotonic() + 10
         while plays(fake) == 0 and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -17,6 +17,7 @@ from tests.conftest import ARTIFACTS, PASSWORD, DaemonProcess, free_port, isolat
 from tests.fake_spotify import FakeSpotify
 
 SHOTS = ARTIFACTS / "screenshots"
+expect.set_options(timeout=15_000)  # a busy CI machine renders slower than a phone
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",
