@@ -46,7 +46,7 @@ install_appliance() {
     say "config /etc/moodbox/moodbox.toml (kept if it exists)"
     install -d -m 0750 -g moodbox /etc/moodbox
     if [ ! -f /etc/moodbox/moodbox.toml ]; then
-        printf '[web]\nhost = "0.0.0.0"\nport = 8080\n\n[spotify]\nclient_id = ""\nspeaker = ""\n\n[state]\ndir = "/var/lib/moodbox"\n' \
+        printf '[camera]\ndemo_fallback = false\n\n[web]\nhost = "0.0.0.0"\nport = 8080\n\n[spotify]\nclient_id = ""\nspeaker = ""\n\n[state]\ndir = "/var/lib/moodbox"\n' \
             | install -m 0640 -g moodbox /dev/stdin /etc/moodbox/moodbox.toml
     fi
     sed "s/@PORT@/8080/; s/@HOST@/%h/" deploy/avahi-moodbox.service > /etc/avahi/services/moodbox.service

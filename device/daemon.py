@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 from typing import Any
 
 from device.config import Config
@@ -13,7 +12,6 @@ from device.moodbox import Moodbox
 from device.systemd import notify
 
 log = logging.getLogger("moodbox")
-READY_GRACE_SECONDS = 20.0  # a camera still failing after this long: report ready anyway, showing the retry
 
 
 class Daemon:
@@ -60,36 +58,39 @@ class Daemon:
         self._web.start()
         log.info("page at http://%s:%d (health: /healthz)", host, self.box.port)
 
-    def wait_until_ready(self, timeout: float = READY_GRACE_SECONDS) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end and not self.stop_event.is_set():
-            if self.box.pipeline.frames > 0 or self.box.feed.state == "off":
-                return True
-            self.stop_event.wait(0.1)
-        return False
+    def camera_is_up(self) -> bool:
+        """Frames have flowed, or the household switched the camera off (privacy mode) on purpose."""
+        return self.box.pipeline.frames > 0 or self.box.feed.state == "off"
 
     def run_forever(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop_event.set())
-        self.start()
-        camera_up = self.wait_until_ready()
+        self.start()  # model loaded, page served, frame loop started
         box = self.box
-        box.publish_status()
-        notify("READY=1")
-        log.info(
-            "ready: camera %s (%s), model %s%s",
-            box.feed.source,
-            "up" if camera_up else box.feed.state,
-            box.classifier.version,
-            " (interim)" if box.classifier.interim else "",
-        )
-        last_status = ""
-        while not self.stop_event.wait(1.0):
+        last_status, ready = "", False
+        while not self.stop_event.is_set():
+            if not ready and self.camera_is_up():
+                # READY=1 only with camera, model and page up. Until then the page stays up and says why, and
+                # the frame loop keeps extending systemd's start timeout while it retries the camera.
+                box.watchdog.mark_ready()
+                ready = True
+                log.info(
+                    "ready: camera %s, model %s%s",
+                    box.feed.source,
+                    box.classifier.version,
+                    " (interim)" if box.classifier.interim else "",
+                )
             box.publish_status()
-            status = f"mood {box.engine.mood}, {box.pipeline.fps:.1f} fps, camera {box.feed.source} {box.feed.state}"
+            if ready:
+                status = (
+                    f"mood {box.engine.mood}, {box.pipeline.fps:.1f} fps, camera {box.feed.source} {box.feed.state}"
+                )
+            else:
+                status = f"waiting for the camera: {box.feed.error or box.feed.state}"
             if status != last_status:
                 notify(f"STATUS={status}")
                 last_status = status
+            self.stop_event.wait(0.2 if not ready else 1.0)
         self.shutdown()
         return 0
 

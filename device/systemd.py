@@ -48,24 +48,39 @@ def watchdog_seconds() -> float | None:
 
 
 class Watchdog:
-    """`beat()` is called from the frame loop; it sends WATCHDOG=1 at most three times per period."""
+    """`beat()` is called from the frame loop (and from the camera's retry waits).
+
+    Before READY=1, a beat extends systemd's start timeout (EXTEND_TIMEOUT_USEC): the daemon is alive and waiting
+    for its camera. After READY=1 it sends WATCHDOG=1, at most three times per watchdog period. Either way, a hung
+    frame loop stops the messages and systemd steps in.
+    """
+
+    EXTEND_SECONDS = 30.0
 
     def __init__(self, period: float | None = None) -> None:
         self.period = period if period is not None else watchdog_seconds()
+        self.ready = False
         self._last = 0.0
         self._lock = threading.Lock()
         self.beats = 0
 
     def beat(self) -> None:
-        if not self.period:
-            return
         now = time.monotonic()
+        interval = self.EXTEND_SECONDS / 3 if not self.ready else (self.period or 0) / 3
+        if self.ready and not self.period:
+            return
         with self._lock:
-            if now - self._last < self.period / 3:
+            if now - self._last < interval:
                 return
             self._last = now
-        if notify("WATCHDOG=1"):
+        message = "WATCHDOG=1" if self.ready else f"EXTEND_TIMEOUT_USEC={int(self.EXTEND_SECONDS * 1e6)}"
+        if notify(message):
             self.beats += 1
+
+    def mark_ready(self) -> None:
+        with self._lock:
+            self.ready, self._last = True, 0.0
+        notify("READY=1")
 
 
 def setup_logging(level: str = "INFO") -> None:

@@ -141,6 +141,9 @@ def test_sigterm_stops_cleanly_within_5_s_with_settings_saved(notified):
 def test_without_systemd_it_runs_the_same_with_plain_logging(daemon):
     d = daemon()
     assert d.wait_healthy()["pipeline"] in ("running", "starting")
+    deadline = time.monotonic() + 30
+    while " INFO moodbox: ready" not in d.log() and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert " INFO moodbox: ready" in d.log()  # plain stderr logging, no journal needed
 
 
@@ -188,3 +191,26 @@ def test_the_unit_has_what_the_appliance_needs():
     ):
         assert line in text
     assert "PrivateDevices=yes" not in text  # it would hide the camera
+
+
+def test_no_ready_until_the_camera_is_up_but_the_start_timeout_is_extended(tmp_path):
+    sock_path = tmp_path / "notify.sock"
+    notify = NotifySocket(sock_path)
+    video = tmp_path / "camera.mp4"  # not there yet: the camera is unplugged at boot
+    cfg = tmp_path / "moodbox.toml"
+    cfg.write_text(f'[camera]\nsource = "replay"\nreplay_path = "{video}"\nreplay_loop = true\n')
+    d = DaemonProcess(tmp_path, ["--config", str(cfg)], isolated_env(tmp_path, NOTIFY_SOCKET=str(sock_path)))
+    try:
+        health = d.wait_healthy(60)  # the page is up and says what is wrong
+        assert health["pipeline"] in ("starting", "camera-retrying")
+        notify.wait_for("EXTEND_TIMEOUT_USEC=", 20)
+        notify.wait_for("STATUS=waiting for the camera", 20)
+        time.sleep(2)
+        assert not any(m == "READY=1" for _, m in notify.messages)
+        from tests.conftest import MEDIA
+
+        video.write_bytes((MEDIA / "phone_smile.mp4").read_bytes())  # plugged in
+        notify.wait_for("READY=1", 60)
+    finally:
+        d.stop()
+        notify.close()

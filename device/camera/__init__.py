@@ -55,7 +55,8 @@ def open_camera(config: CameraConfig) -> Camera:
     else:  # auto
         candidates = [PiCamera(config.width, config.height)]
         candidates += [V4L2Camera(d, config.width, config.height, config.max_fps) for d in find_v4l2_devices()]
-        candidates.append(DemoCamera(max_fps=config.max_fps))
+        if config.demo_fallback:
+            candidates.append(DemoCamera(max_fps=config.max_fps))
 
     errors = []
     for camera in candidates:
