@@ -30,8 +30,7 @@ from device.events import Frame, MoodChange  # noqa: E402
 from device.faces import make_detector  # noqa: E402
 from device.mood import MoodEngine, MoodSettings  # noqa: E402
 from device.pipeline import Pipeline  # noqa: E402
-from device.player._spotify import SpotifyPlayer  # noqa: E402
-from device.player._spotify_auth import SpotifyAuth  # noqa: E402
+from device.player import SpotifyAuth, SpotifyPlayer  # noqa: E402
 from device.roomview import RoomView  # noqa: E402
 from device.settings import Settings  # noqa: E402
 from tests.fake_spotify import FakeSpotify, connect  # noqa: E402

@@ -31,7 +31,8 @@ class Camera(_Section):
         "auto", description="auto tries the Pi camera, then the first USB webcam, then the built-in demo feed"
     )
     demo_fallback: bool = Field(
-        True, description="auto only: use the demo feed when no camera is found (the appliance config sets false)")
+        True, description="auto only: use the demo feed when no camera is found (the appliance config sets false)"
+    )
     device: str = Field("", description="v4l2 only: /dev/videoN or an index; empty = the first that works")
     replay_path: str = Field("", description="replay only: a video file or a folder of images")
     replay_pace: Literal["realtime", "fast"] = "realtime"

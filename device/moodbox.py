@@ -15,8 +15,7 @@ from typing import Any
 from device import __version__
 from device.autoplay import AutoPlay
 from device.bus import Bus
-from device.camera import open_camera
-from device.camera._feed import CameraFeed
+from device.camera import CameraFeed, open_camera
 from device.config import Config
 from device.emotion import EmotionClassifier
 from device.events import EMOTIONS, MoodChange, Reading
@@ -24,11 +23,15 @@ from device.faces import make_detector
 from device.litert import runtime_name
 from device.mood import MoodEngine, MoodSettings
 from device.pipeline import Pipeline
-from device.player import Player, PlayerError
-from device.player._fallback import SpotifyOrPreview
-from device.player._preview import PreviewPlayer
-from device.player._spotify import SpotifyPlayer
-from device.player._spotify_auth import NotConnected, SpotifyAuth
+from device.player import (
+    NotConnected,
+    Player,
+    PlayerError,
+    PreviewPlayer,
+    SpotifyAuth,
+    SpotifyOrPreview,
+    SpotifyPlayer,
+)
 from device.roomview import RoomView
 from device.settings import Settings, SettingsBook
 from device.store import Store

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from device.bus import Bus
-from device.camera._feed import CameraFeed
+from device.camera import CameraFeed
 from device.emotion import EmotionClassifier
 from device.events import FaceEmotion, Frame, MoodChange, Reading
 from device.faces import FaceDetector

@@ -12,9 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from device.camera import CameraError, open_camera
+from device.camera import CameraError, CameraFeed, open_camera
 from device.camera._demo import DemoCamera
-from device.camera._feed import CameraFeed
 from device.camera._picamera import PiCamera
 from device.camera._replay import ReplayCamera
 from device.camera._v4l2 import V4L2Camera

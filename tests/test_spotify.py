@@ -11,9 +11,7 @@ import time
 
 import pytest
 
-from device.player import PlayerError
-from device.player._spotify import SpotifyPlayer
-from device.player._spotify_auth import NotConnected, SpotifyAuth
+from device.player import NotConnected, PlayerError, SpotifyAuth, SpotifyPlayer
 from device.player.music import MusicSource
 from tests.fake_spotify import FakeSpotify, connect
 

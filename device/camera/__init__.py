@@ -70,4 +70,6 @@ def open_camera(config: CameraConfig) -> Camera:
     raise CameraError("no camera could be opened: " + "; ".join(errors))
 
 
-__all__ = ["Camera", "CameraError", "Frame", "open_camera"]
+from device.camera._feed import CameraFeed  # noqa: E402  (after Camera and CameraError, which it uses)
+
+__all__ = ["Camera", "CameraError", "CameraFeed", "Frame", "open_camera"]

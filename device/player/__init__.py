@@ -42,4 +42,20 @@ class Player(Protocol):
         ...
 
 
-__all__ = ["MusicSource", "Player", "PlayerError", "Playing"]
+# The implementations, after the names they use.
+from device.player._fallback import SpotifyOrPreview  # noqa: E402
+from device.player._preview import PreviewPlayer  # noqa: E402
+from device.player._spotify import SpotifyPlayer  # noqa: E402
+from device.player._spotify_auth import NotConnected, SpotifyAuth  # noqa: E402
+
+__all__ = [
+    "MusicSource",
+    "NotConnected",
+    "Player",
+    "PlayerError",
+    "Playing",
+    "PreviewPlayer",
+    "SpotifyAuth",
+    "SpotifyOrPreview",
+    "SpotifyPlayer",
+]
