@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from device import __version__
@@ -46,6 +45,7 @@ class Moodbox:
         self.config = config
         self.port = port or config.web.port
         self.started = time.time()
+        self._pruned_at = 0.0
         self.state_dir = config.state.path
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.state_dir, 0o700)
@@ -113,16 +113,22 @@ class Moodbox:
                 "accuracy": self.classifier.meta.get("accuracy"),
             },
         )
-        self.bus.subscribe("page", lambda r: self.view.on_reading(r, self.engine.leader), Reading, size=4)
+        self.bus.subscribe(
+            "page", lambda r: self.view.on_reading(r, self.engine.leader, self.engine.confidence), Reading, size=4
+        )
         self.bus.subscribe("page-mood", self.view.on_mood, MoodChange)
         self.bus.subscribe("autoplay", self.autoplay.on_mood, MoodChange)
         self.bus.subscribe("history", self._record, MoodChange)
         self.autoplay.start()
         self.store.prune_history(self.settings.history_days)
+        self._pruned_at = time.time()
 
     def _record(self, change: MoodChange) -> None:
         log.info("mood: %s -> %s (%.0f%% sure)", change.previous, change.mood, change.confidence * 100)
         self.store.add_mood(change.wall_time, change.mood, change.confidence)
+        if time.time() - self._pruned_at > 3600:  # the retention limit, applied at most hourly
+            self.store.prune_history(self.settings.history_days)
+            self._pruned_at = time.time()
 
     def stop(self) -> None:
         self.autoplay.stop()
@@ -251,7 +257,3 @@ class Moodbox:
     def recent_frame(self) -> Any:
         """The last grey frame, for the owner's live preview only; it lives in memory and is never stored."""
         return self.pipeline.last_grey if self.settings.preview_allowed else None
-
-    @property
-    def state_path(self) -> Path:
-        return self.state_dir

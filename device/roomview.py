@@ -25,12 +25,14 @@ class RoomView:
         self._errors: deque[dict[str, Any]] = deque(maxlen=20)
         self._extra: dict[str, Any] = {}
         self._face_signature: tuple = ()
+        self._last_bump = 0.0
 
     def _bump(self) -> None:
         self.version += 1
         self._lock.notify_all()
 
-    def on_reading(self, reading: Reading, leader: str | None = None) -> None:
+    def on_reading(self, reading: Reading, leader: str | None = None, confidence: float | None = None) -> None:
+        """A frame's faces, the mood the average leans to now, and how sure the current mood still is."""
         faces = [
             {
                 "box": list(f.face.box),
@@ -45,10 +47,12 @@ class RoomView:
             self._faces = faces
             self._frame = {"t": reading.t, "wall_time": reading.wall_time, "size": list(reading.frame_size)}
             self._mood["leader"] = leader
-            # Bump (wake the page) when what a person would see changes, plus at most twice a second.
-            if signature != self._face_signature or time.time() - self._extra.get("_last_bump", 0) > 0.5:
+            if confidence is not None and self._mood["name"] != NOBODY:
+                self._mood["confidence"] = round(confidence, 4)
+            # Wake the page when what a person would see changes, and otherwise at most twice a second.
+            if signature != self._face_signature or time.time() - self._last_bump > 0.5:
                 self._face_signature = signature
-                self._extra["_last_bump"] = time.time()
+                self._last_bump = time.time()
                 self._bump()
 
     def on_mood(self, change: MoodChange) -> None:
@@ -97,7 +101,7 @@ class RoomView:
                 "recent_changes": list(self._changes)[-10:],
                 "playing": self._playing,
                 "errors": list(self._errors),
-                **{k: v for k, v in self._extra.items() if not k.startswith("_")},
+                **self._extra,
             }
 
     def wait_for_change(self, version: int, timeout: float) -> bool:
