@@ -261,3 +261,27 @@ def test_forgotten_password_reset_from_the_shell_signs_everyone_out(tmp_path):
         assert http.get(d.base + "/api/state", timeout=5).status_code == 401  # and stays out
     finally:
         d.stop()
+
+
+def test_a_password_reset_also_ends_open_live_streams(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = isolated_env(tmp_path)
+    d = DaemonProcess(tmp_path, env=env)
+    try:
+        d.wait_healthy()
+        http = d.login()
+        with http.get(d.base + "/api/events", stream=True, timeout=30) as r:
+            lines = r.iter_lines(decode_unicode=True)
+            assert any(line.startswith("data: ") for line in (next(lines) for _ in range(6)))
+            subprocess.run([sys.executable, "-m", "device", "pairing-code", "--reset"], cwd=REPO, env=env,
+                           capture_output=True, timeout=60, check=True)
+            start = time.monotonic()
+            for _ in lines:  # the server closes the stream after the next event
+                pass
+            assert time.monotonic() - start < 10
+    finally:
+        d.stop()

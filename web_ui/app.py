@@ -227,10 +227,12 @@ def create_app(box: Box) -> Flask:
 
     @app.get("/api/events")
     def events():
+        signed_in_as = session.get("v")
+
         def stream() -> Iterator[str]:
             version = -1
             yield "retry: 2000\n\n"
-            while True:
+            while owner.version == signed_in_as:  # a password change or reset ends open streams too
                 if box.view.wait_for_change(version, KEEPALIVE_SECONDS):
                     snap = box.view.snapshot()
                     version = snap["version"]
