@@ -160,9 +160,13 @@
       totals[sg.mood] = (totals[sg.mood] || 0) + (sg.to - sg.from);
     });
     ctx.fillStyle = getComputedStyle(document.body).color;
-    ctx.fillText(clock(h.since), 70, hgt - 4);
-    const end = clock(h.until);
-    ctx.fillText(end, w - ctx.measureText(end).width, hgt - 4);
+    const span = (h.until - h.since) / 3600;
+    const label = (hoursAgo) => hoursAgo === 0 ? "now" : hoursAgo >= 48 ? Math.round(hoursAgo / 24) + " d ago" : Math.round(hoursAgo) + " h ago";
+    [span, span / 2, 0].forEach((ago, k) => {
+      const text = label(ago);
+      const at = x(h.until - ago * 3600) - [0, 0.5, 1][k] * ctx.measureText(text).width;
+      ctx.fillText(text, at, hgt - 4);
+    });
     const sum = Object.values(totals).reduce((a, b) => a + b, 0);
     const list = $("#shares");
     list.innerHTML = "";
