@@ -51,6 +51,7 @@ class Faces(_Section):
 class Emotion(_Section):
     model: str = Field("models/emotion_vgg16_int8.tflite", description="relative to the Moodbox folder, or absolute")
     threads: Annotated[int, Field(ge=1, le=8)] = 2
+    mirror: bool = Field(False, description="also classify the mirrored face and average: steadier, twice the work")
 
     @property
     def model_path(self) -> Path:

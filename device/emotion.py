@@ -73,8 +73,9 @@ def load_metadata(model: Path) -> dict[str, Any]:
 class EmotionClassifier:
     """Seven emotion probabilities for each face in a grey frame."""
 
-    def __init__(self, model: Path = DEFAULT_MODEL, threads: int = 2) -> None:
+    def __init__(self, model: Path = DEFAULT_MODEL, threads: int = 2, mirror: bool = False) -> None:
         self.path = Path(model)
+        self.mirror = mirror
         self.meta = load_metadata(self.path)
         digest = hashlib.sha256(self.path.read_bytes()).hexdigest() if self.path.is_file() else None
         if digest is not None and digest != self.meta.get("sha256"):
@@ -145,4 +146,8 @@ class EmotionClassifier:
         return p / total if total > 0 else np.full(len(EMOTIONS), 1 / len(EMOTIONS), np.float32)
 
     def classify(self, grey: np.ndarray, face: Face) -> np.ndarray:
-        return self.probabilities(self.crop(grey, face))
+        """Probabilities for a face; with `mirror`, averaged with its mirror image (two model runs)."""
+        crop = self.crop(grey, face)
+        if not self.mirror:
+            return self.probabilities(crop)
+        return (self.probabilities(crop) + self.probabilities(np.ascontiguousarray(crop[:, ::-1]))) / 2

@@ -57,7 +57,7 @@ class Moodbox:
         self.bus = Bus()
         self.watchdog = Watchdog()
         # Fails fast, with the cause and the fix, on a corrupt model or a missing runtime.
-        self.classifier = EmotionClassifier(config.emotion.model_path, config.emotion.threads)
+        self.classifier = EmotionClassifier(config.emotion.model_path, config.emotion.threads, config.emotion.mirror)
         self.detector = make_detector(config.faces.detector, config.faces.min_score, config.faces.max_faces)
         self.engine = MoodEngine(self._mood_settings(s))
         self.pipeline = Pipeline(self.detector, self.classifier, self.engine, self.bus)

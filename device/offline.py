@@ -19,7 +19,7 @@ from device.pipeline import Pipeline
 
 
 def _pipeline(config: Config) -> Pipeline:
-    classifier = EmotionClassifier(config.emotion.model_path, config.emotion.threads)
+    classifier = EmotionClassifier(config.emotion.model_path, config.emotion.threads, config.emotion.mirror)
     detector = make_detector(config.faces.detector, config.faces.min_score, config.faces.max_faces)
     return Pipeline(detector, classifier, MoodEngine(MoodSettings(**config.mood.model_dump())))
 
