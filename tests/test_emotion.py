@@ -224,3 +224,16 @@ def test_corrupt_model_stops_the_cli_with_exit_78(classifier, tmp_path, media):
         timeout=120,
     )
     assert r.returncode == 78 and "does not match its metadata" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_mirror_averaging_runs_the_model_on_both_sides(justin_grey, detector):
+    import cv2
+
+    from device.emotion import EmotionClassifier
+
+    plain, mirrored = EmotionClassifier(), EmotionClassifier(mirror=True)
+    face = detector.detect(cv2.resize(justin_grey, (320, 322)))[0].scaled(justin_grey.shape[1] / 320)
+    crop = plain.crop(justin_grey, face)
+    expected = (plain.probabilities(crop) + plain.probabilities(np.ascontiguousarray(crop[:, ::-1]))) / 2
+    assert np.allclose(mirrored.classify(justin_grey, face), expected)
+    assert not np.allclose(plain.classify(justin_grey, face), expected)
