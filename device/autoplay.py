@@ -45,6 +45,7 @@ class AutoPlay:
         self.waiting = ""  # why nothing happens now, for the page
         self._wake = threading.Condition()
         self._stop = False
+        self._dirty = False  # set under _wake by anything that calls for a decision; never lost between waits
         self._thread: threading.Thread | None = None
         self.plays = 0
 
@@ -52,6 +53,7 @@ class AutoPlay:
     def on_mood(self, change: MoodChange) -> None:
         with self._wake:
             self.mood, self.mood_at = change.mood, change.wall_time
+            self._dirty = True
             self._wake.notify()
 
     def set_override(self, mood: str | None) -> None:
@@ -62,18 +64,21 @@ class AutoPlay:
             minutes = self._settings().override_minutes
             self.override = {"mood": mood, "until": self._clock() + minutes * 60} if mood else None
             self.retry_at = 0.0
+            self._dirty = True
             self._wake.notify()
 
     def restart(self) -> None:
         """A new player or speaker: forget what was started, so the room's mood plays there now."""
         with self._wake:
             self.played_mood, self.played_at, self.playing, self.retry_at = None, None, None, 0.0
+            self._dirty = True
             self._wake.notify()
 
     def poke(self) -> None:
         """Re-evaluate now (a setting changed, or the user asked)."""
         with self._wake:
             self.retry_at = 0.0
+            self._dirty = True
             self._wake.notify()
 
     # -- the decision ------------------------------------------------------------------------------------------
@@ -158,6 +163,7 @@ class AutoPlay:
             with self._wake:
                 if self._stop:
                     return
+                self._dirty = False
             try:
                 delay = self.step()
             except Exception:
@@ -166,11 +172,13 @@ class AutoPlay:
             with self._wake:
                 if self._stop:
                     return
-                self._wake.wait(timeout=min(delay, 60.0))
+                if not self._dirty:  # a mood that arrived during step() is decided on at once
+                    self._wake.wait(timeout=min(delay, 60.0))
 
     def stop(self) -> None:
         with self._wake:
             self._stop = True
+            self._dirty = True
             self._wake.notify()
         if self._thread:
             self._thread.join(2)

@@ -173,3 +173,34 @@ def test_slow_spotify_never_holds_up_the_frame_loop(rig):
     finally:
         auto.stop()
         bus.close()
+
+
+def test_a_mood_that_arrives_while_a_decision_runs_is_not_lost(rig):
+    """The worker decides outside its lock; a mood announced meanwhile must still be acted on at once,
+    not after the worker's idle wait of up to a minute."""
+    import threading
+
+    fake, auto, _, _clock, _ = rig
+    auto._clock = time.time
+    first_step_running, mood_sent = threading.Event(), threading.Event()
+    real_step = auto.step
+
+    def step() -> float:
+        wait = real_step()
+        if not first_step_running.is_set():
+            first_step_running.set()
+            mood_sent.wait(5)  # the mood arrives after this (empty-room) decision, before the worker sleeps
+        return wait
+
+    auto.step = step
+    auto.start()
+    try:
+        assert first_step_running.wait(5)
+        auto.on_mood(MoodChange("happy", "nobody", 0.9, 0.0, time.time()))
+        mood_sent.set()
+        deadline = time.monotonic() + 5
+        while plays(fake) == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert plays(fake) == 1
+    finally:
+        auto.stop()

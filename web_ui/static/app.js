@@ -114,9 +114,10 @@
       } else ov.hidden = true;
     });
     $("#autoplay-toggle").addEventListener("click", async () => {
+      const enable = !autoplayOn; // read before the await: a live update may flip autoplayOn meanwhile
       try {
-        await api("POST", "/api/autoplay", { enabled: !autoplayOn });
-        toast(autoplayOn ? "Auto-play paused" : "Auto-play on");
+        await api("POST", "/api/autoplay", { enabled: enable });
+        toast(enable ? "Auto-play on" : "Auto-play paused");
       } catch (e) { toast(e.message, true); }
     });
     $("#skip").addEventListener("click", async () => {
