@@ -277,8 +277,14 @@ def test_a_password_reset_also_ends_open_live_streams(tmp_path):
         with http.get(d.base + "/api/events", stream=True, timeout=30) as r:
             lines = r.iter_lines(decode_unicode=True)
             assert any(line.startswith("data: ") for line in (next(lines) for _ in range(6)))
-            subprocess.run([sys.executable, "-m", "device", "pairing-code", "--reset"], cwd=REPO, env=env,
-                           capture_output=True, timeout=60, check=True)
+            subprocess.run(
+                [sys.executable, "-m", "device", "pairing-code", "--reset"],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                timeout=60,
+                check=True,
+            )
             start = time.monotonic()
             for _ in lines:  # the server closes the stream after the next event
                 pass
