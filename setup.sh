@@ -121,6 +121,7 @@ case "$MODE" in
     test)
         say "ruff"
         .venv/bin/ruff check .
+        .venv/bin/ruff format --check .
         say "pytest"
         exec .venv/bin/pytest "$@";;
     *)
