@@ -1,7 +1,7 @@
 """From a change of expression in front of the camera to Spotify's `PUT /me/player/play`, against the loopback
 Spotify server of the tests (tests/fake_spotify.py), with the real pipeline, bus and auto-play thread.
 
-    .venv/bin/python benchmarks/mood_to_music.py [--changes 12] [--dwell 3.0] [--window 2.0]
+    .venv/bin/python benchmarks/mood_to_music.py [--changes 12] [--dwell 1.0] [--window 1.5]
 
 The feed is the demo room played in real time at 15 fps, with a known script: the face changes expression
 every `--scene` seconds. Prints, over all changes: expression change -> mood-change event, mood-change event ->

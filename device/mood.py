@@ -21,10 +21,10 @@ from device.events import EMOTIONS, NOBODY, MoodChange, Reading
 
 @dataclass(frozen=True)
 class MoodSettings:
-    window_seconds: float = 2.0
+    window_seconds: float = 1.5
     min_confidence: float = 0.40
     hysteresis: float = 0.10
-    dwell_seconds: float = 3.0
+    dwell_seconds: float = 1.0
     nobody_after_seconds: float = 30.0
 
 

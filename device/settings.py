@@ -67,7 +67,7 @@ class Settings(_Strict):
         }
     )
     sensitivity: Annotated[float, Field(ge=0.2, le=0.9)] = 0.40  # the mood engine's minimum confidence
-    dwell_seconds: Annotated[float, Field(ge=0, le=120)] = 3.0
+    dwell_seconds: Annotated[float, Field(ge=0, le=120)] = 1.0
     cooldown_minutes: Annotated[float, Field(ge=0, le=240)] = 3.0
     hands_off_minutes: Annotated[float, Field(ge=0, le=720)] = 30.0
     override_minutes: Annotated[float, Field(ge=1, le=720)] = 30.0
