@@ -8,6 +8,7 @@ from pathlib import Path
 from models.fer import CLASS_NAMES
 
 HERE = Path(__file__).resolve().parent
+GOAL = 0.735  # int8 accuracy on FER2013 PrivateTest that the project asks for
 
 
 def _pct(x: float | None) -> str:
@@ -26,6 +27,26 @@ def _training_summary(shipped_epoch: int | None) -> str:
         f"({rows[-1]['precision']}); best PublicTest accuracy {_pct(best['public_test']['acc'])} "
         f"at epoch {best['epoch']}; the shipped model is the checkpoint after epoch {shipped_epoch}"
     )
+
+
+def _gap_note(private_int8: float) -> str:
+    """Where the model falls short of the goal, what the training log says about closing the gap."""
+    if private_int8 >= GOAL:
+        return ""
+    log = HERE / "checkpoints" / "train_log.jsonl"
+    if not log.exists():
+        return ""
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    marks = sorted({rows[len(rows) // 3 - 1]["epoch"], rows[2 * len(rows) // 3 - 1]["epoch"], rows[-1]["epoch"]})
+    curve = ", ".join(f"{_pct(rows[e - 1]['public_test']['acc'])} after epoch {e}" for e in marks)
+    per_epoch = sum(r["seconds"] for r in rows) / len(rows) / 60
+    return f"""
+**The gap.** The model is {100 * (GOAL - private_int8):.1f} points short. PublicTest accuracy was
+{curve}. The published VGG results above come from much longer training on GPUs; this run had {len(rows)}
+epochs at {per_epoch:.1f} min each on a 2-core CPU, because no GPU was available, so its length is the first
+thing to change: `python -m models.train --epochs 150 --no-resume` on a GPU, then `convert` and `evaluate`.
+Nothing in the device code changes with a better model.
+"""
 
 
 def write_card(results: dict, meta: dict, path: Path) -> None:
@@ -86,8 +107,8 @@ Per-class recall on PrivateTest:
 For reference: the best single VGG-type networks reported on FER2013 reach 72.7% (Pramerdorfer and Kampel,
 2016) and 73.28% (Khaireddin and Chen, 2021, with heavy tuning and long training); the popular `fer` library's
 model scores 65.8% on this split. The project's goal is 73.5% int8 on PrivateTest:
-**{"met" if i8["PrivateTest"]["accuracy"] >= 0.735 else "not met by this model"}**.
-
+**{"met" if i8["PrivateTest"]["accuracy"] >= GOAL else "not met by this model"}**.
+{_gap_note(i8["PrivateTest"]["accuracy"])}
 ## Choices, and why
 
 - **48x48 input, not an upscale.** FER2013 is 48x48; upscaling adds no information, and VGG16 at 96x96 costs 4x

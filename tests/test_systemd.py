@@ -3,6 +3,7 @@ daemon sends. The camera is a video stream through a FIFO that the test writes, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -71,6 +72,10 @@ class FifoCamera:
         self._thread.start()
 
     def _write(self) -> None:
+        with contextlib.suppress(BrokenPipeError):  # the daemon under test stopped reading: it exited
+            self._feed()
+
+    def _feed(self) -> None:
         with open(self.path, "wb") as f:
             f.write(b"YUV4MPEG2 W320 H240 F15:1 Ip A1:1 C420jpeg\n")
             i = 0
