@@ -4,6 +4,7 @@ mood changes that wait for Spotify to come back."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 
 import pytest
@@ -46,6 +47,14 @@ def mood(auto: AutoPlay, clock: Clock, name: str) -> None:
 
 def plays(fake: FakeSpotify) -> int:
     return len(fake.calls("PUT", "/v1/me/player/play"))
+
+
+def plays_within(fake: FakeSpotify, seconds: float) -> int:
+    """Plays seen once the first one arrives, or when `seconds` have passed without one."""
+    deadline = time.monotonic() + seconds
+    while plays(fake) == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return plays(fake)
 
 
 def test_a_settled_mood_starts_music(rig):
@@ -166,10 +175,7 @@ def test_slow_spotify_never_holds_up_the_frame_loop(rig):
         start = time.perf_counter()
         bus.publish(MoodChange("happy", "nobody", 0.9, 0.0, time.time()))
         assert time.perf_counter() - start < 0.2  # returns at once, not after Spotify's 0.8 s
-        deadline = time.monotonic() + 10
-        while plays(fake) == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert plays(fake) == 1
+        assert plays_within(fake, 10) == 1
     finally:
         auto.stop()
         bus.close()
@@ -178,8 +184,6 @@ def test_slow_spotify_never_holds_up_the_frame_loop(rig):
 def test_a_mood_that_arrives_while_a_decision_runs_is_not_lost(rig):
     """The worker decides outside its lock; a mood announced meanwhile must still be acted on at once,
     not after the worker's idle wait of up to a minute."""
-    import threading
-
     fake, auto, _, _clock, _ = rig
     auto._clock = time.time
     first_step_running, mood_sent = threading.Event(), threading.Event()
@@ -198,9 +202,6 @@ def test_a_mood_that_arrives_while_a_decision_runs_is_not_lost(rig):
         assert first_step_running.wait(5)
         auto.on_mood(MoodChange("happy", "nobody", 0.9, 0.0, time.time()))
         mood_sent.set()
-        deadline = time.monotonic() + 5
-        while plays(fake) == 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert plays(fake) == 1
+        assert plays_within(fake, 5) == 1
     finally:
         auto.stop()
