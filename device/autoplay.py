@@ -178,7 +178,6 @@ class AutoPlay:
     def stop(self) -> None:
         with self._wake:
             self._stop = True
-            self._dirty = True
             self._wake.notify()
         if self._thread:
             self._thread.join(2)

@@ -6,12 +6,21 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
 import requests
 
-from tests.conftest import PASSWORD, DaemonProcess, csrf_from, isolated_env
+from tests.conftest import PASSWORD, REPO, DaemonProcess, csrf_from, isolated_env
+
+
+def moodbox_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """The `moodbox` command line, as the owner would run it in a shell beside the daemon."""
+    return subprocess.run(
+        [sys.executable, "-m", "device", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.fixture(scope="module")
@@ -211,19 +220,7 @@ def test_a_locked_database_is_explained(tmp_path):
     holder.execute("CREATE TABLE t (x)")
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        import subprocess
-        import sys
-
-        from tests.conftest import REPO
-
-        r = subprocess.run(
-            [sys.executable, "-m", "device", "replay", "demo"],
-            cwd=REPO,
-            env=env,
-            timeout=60,
-            capture_output=True,
-            text=True,
-        )
+        r = moodbox_command(env, "replay", "demo")
         assert r.returncode == 0  # replay does not need the database
         d = DaemonProcess(tmp_path, env=env)
         code = d.proc.wait(60)
@@ -235,25 +232,13 @@ def test_a_locked_database_is_explained(tmp_path):
 
 
 def test_forgotten_password_reset_from_the_shell_signs_everyone_out(tmp_path):
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
-
     env = isolated_env(tmp_path)
     d = DaemonProcess(tmp_path, env=env)
     try:
         d.wait_healthy()
         http = d.login()
         assert http.get(d.base + "/api/state", timeout=5).status_code == 200
-        r = subprocess.run(
-            [sys.executable, "-m", "device", "pairing-code", "--reset"],
-            cwd=REPO,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        r = moodbox_command(env, "pairing-code", "--reset")
         assert r.returncode == 0 and "Pairing code:" in r.stdout
         assert http.get(d.base + "/api/state", timeout=5).status_code == 401  # the old session is out
         again = d.login("a brand new password")  # set up anew with the new code
@@ -264,11 +249,6 @@ def test_forgotten_password_reset_from_the_shell_signs_everyone_out(tmp_path):
 
 
 def test_a_password_reset_also_ends_open_live_streams(tmp_path):
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
-
     env = isolated_env(tmp_path)
     d = DaemonProcess(tmp_path, env=env)
     try:
@@ -277,14 +257,7 @@ def test_a_password_reset_also_ends_open_live_streams(tmp_path):
         with http.get(d.base + "/api/events", stream=True, timeout=30) as r:
             lines = r.iter_lines(decode_unicode=True)
             assert any(line.startswith("data: ") for line in (next(lines) for _ in range(6)))
-            subprocess.run(
-                [sys.executable, "-m", "device", "pairing-code", "--reset"],
-                cwd=REPO,
-                env=env,
-                capture_output=True,
-                timeout=60,
-                check=True,
-            )
+            moodbox_command(env, "pairing-code", "--reset").check_returncode()
             start = time.monotonic()
             for _ in lines:  # the server closes the stream after the next event
                 pass
