@@ -76,13 +76,55 @@ def framing() -> dict:
     return {"margin": f["margin"], "shift_x": f["shift_x"], "shift_y": f["shift_y"], "align_eyes": True}
 
 
-def write_model(model: bytes, out: Path, checkpoint: dict, interim: bool, calibration_faces: int) -> dict:
+def training_stages(path: Path, checkpoint: dict) -> list[dict]:
+    """The training runs that made this checkpoint, oldest first, from the log beside each checkpoint.
+
+    A run started with `train --init` is a second stage; its first stage is read from the checkpoint it started
+    from. The stages go into the metadata, so the model card can describe the training on any clone.
+    """
+    import torch
+
+    args = checkpoint.get("args") or {}
+    stages: list[dict] = []
+    if args.get("init"):
+        init = Path(args["init"])
+        init = init if init.is_absolute() else HERE.parent / init
+        if init.exists():
+            stages = training_stages(init, torch.load(init, map_location="cpu", weights_only=False))
+    log = path.parent / ("smoke_log.jsonl" if path.name.startswith("smoke") else "train_log.jsonl")
+    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+    stages.append(
+        {
+            "started_from": "the previous stage's checkpoint" if args.get("init") else "random weights",
+            "schedule_epochs": args.get("epochs"),
+            "peak_lr": args.get("lr"),
+            "soft_weight": args.get("soft_weight"),
+            "epochs_run": len(rows),
+            "checkpoint_epoch": checkpoint["epoch"] + 1,
+            "minutes": round(sum(r["seconds"] for r in rows) / 60, 1),
+            "device": rows[-1]["device"] if rows else None,
+            "precision": rows[-1]["precision"] if rows else None,
+            "public_test_by_epoch": [round(r["public_test"]["acc"], 4) for r in rows],
+        }
+    )
+    return stages
+
+
+def write_model(
+    model: bytes,
+    out: Path,
+    checkpoint: dict,
+    interim: bool,
+    calibration_faces: int,
+    stages: list[dict],
+    checkpoint_name: str,
+) -> dict:
     q_in, q_out = tensor_quantisation(model)
     out.write_bytes(model)
     meta = {
         "format": "moodbox-emotion/1",
         "name": "VGG16 FER2013 emotion classifier",
-        "version": f"vgg16-e{checkpoint['epoch'] + 1}-{dt.date.today().isoformat()}",
+        "version": f"vgg16-e{sum(st['checkpoint_epoch'] for st in stages)}-{dt.date.today().isoformat()}",
         "interim": interim,
         "labels": list(CLASS_NAMES),
         "input": {
@@ -96,8 +138,10 @@ def write_model(model: bytes, out: Path, checkpoint: dict, interim: bool, calibr
         "crop": framing(),
         "calibration": f"{calibration_faces} FER2013 Training faces, stratified by class",
         "training": {
-            "epochs_trained": checkpoint["epoch"] + 1,
+            "epochs_trained": sum(st["checkpoint_epoch"] for st in stages),
             "public_test_accuracy_float": checkpoint.get("public_test", {}).get("acc"),
+            "stages": stages,
+            "checkpoint": checkpoint_name,
         },
         "sha256": hashlib.sha256(model).hexdigest(),
         "size_bytes": len(model),
@@ -120,7 +164,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     model = convert(keras_from_checkpoint(args.checkpoint), representative_faces(args.calibration_faces))
-    meta = write_model(model, args.out, checkpoint, args.interim, args.calibration_faces)
+    stages = training_stages(args.checkpoint, checkpoint)
+    path = args.checkpoint.resolve()
+    name = str(path.relative_to(HERE.parent)) if path.is_relative_to(HERE.parent) else str(path)
+    meta = write_model(model, args.out, checkpoint, args.interim, args.calibration_faces, stages, name)
     print(json.dumps({k: meta[k] for k in ("version", "interim", "size_bytes", "sha256")}, indent=2))
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
     return meta

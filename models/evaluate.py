@@ -1,6 +1,6 @@
 """Evaluate the emotion model and write models/MODEL_CARD.md from the measured numbers.
 
-    python -m models.evaluate [--checkpoint models/checkpoints/best.pt] [--model models/emotion_vgg16_int8.tflite]
+    python -m models.evaluate [--checkpoint CHECKPOINT] [--model models/emotion_vgg16_int8.tflite]
 
 Prints float (PyTorch checkpoint) and int8 (the shipped TFLite file, run exactly as the device runs it) accuracy
 on PublicTest and PrivateTest, per-class recall and macro-F1, the int8 latency on this machine, writes the
@@ -161,13 +161,17 @@ def evaluate(checkpoint: Path | None, model: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, default=HERE / "checkpoints" / "best.pt")
+    p.add_argument(
+        "--checkpoint", type=Path, help="float checkpoint (default: the one the model's metadata names, if present)"
+    )
     p.add_argument("--model", type=Path, default=HERE / "emotion_vgg16_int8.tflite")
     p.add_argument("--no-card", action="store_true", help="print only; do not write the card, image or metadata")
     args = p.parse_args(argv)
-    results = evaluate(args.checkpoint, args.model)
     meta_path = args.model.with_suffix(".json")
     meta = json.loads(meta_path.read_text())
+    recorded = meta.get("training", {}).get("checkpoint")
+    checkpoint = args.checkpoint or (HERE.parent / recorded if recorded else HERE / "checkpoints" / "best.pt")
+    results = evaluate(checkpoint, args.model)
     results["model_version"] = meta["version"]
     print(json.dumps({k: v for k, v in results.items() if k != "confusion_int8_private"}, indent=2))
     if not args.no_card:

@@ -2,6 +2,8 @@
 
     python -m models.train                 # full run, resumes from models/checkpoints/last.pt if present
     python -m models.train --smoke         # about a minute on a subset, for the tests
+    python -m models.train --init models/checkpoints/best.pt --epochs 16 --lr 0.005 \
+        --out models/checkpoints/finetune  # a second, shorter cosine cycle from a trained model
 
 Training split for training, PublicTest to pick the epoch; PrivateTest is never read here.
 Targets blend the FER2013 label with the FER+ crowd-vote distribution (--soft-weight).
@@ -44,6 +46,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="checkpoint and log folder")
+    p.add_argument(
+        "--init",
+        type=Path,
+        help="start from this checkpoint's weights with a fresh optimiser and schedule (a warm restart)",
+    )
     p.add_argument("--no-resume", action="store_true", help="start afresh even if last.pt exists")
     p.add_argument("--smoke", action="store_true", help="1 epoch on 640 training faces, for tests")
     p.add_argument("--max-epochs-this-run", type=int, default=0, help="stop after this many epochs (resume later)")
@@ -112,6 +119,10 @@ def main(argv: list[str] | None = None) -> dict:
     total_steps = steps_per_epoch * args.epochs
     warmup = int(args.warmup_epochs * steps_per_epoch)
     start_epoch, best = 0, {"acc": -1.0}
+    if args.init:
+        init = torch.load(args.init, map_location=device, weights_only=False)
+        model.load_state_dict(init["model"])
+        print(f"starting from the weights in {args.init} (PublicTest {init['public_test']['acc']:.4f})")
     last = args.out / "last.pt"
     if last.exists() and not args.no_resume and not args.smoke:
         state = torch.load(last, map_location=device, weights_only=False)

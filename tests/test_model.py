@@ -38,41 +38,37 @@ def test_committed_metadata_records_measured_accuracy(classifier):
     assert classifier.version in card and f"{100 * acc['private_test_int8']:.2f}%" in card
 
 
-def test_smoke_training_and_conversion_end_to_end(tmp_path):
-    out = tmp_path / "ckpt"
-    env = isolated_env(tmp_path)
-    r = subprocess.run(
-        [sys.executable, "-m", "models.train", "--smoke", "--out", str(out)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def _run(args: list[str], env: dict) -> subprocess.CompletedProcess:
+    r = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    log = [json.loads(line) for line in (out / "smoke_log.jsonl").read_text().splitlines()]
+    return r
+
+
+def test_smoke_training_warm_restart_and_conversion_end_to_end(tmp_path):
+    env = isolated_env(tmp_path)
+    first, second = tmp_path / "stage1", tmp_path / "stage2"
+    _run(["models.train", "--smoke", "--out", str(first)], env)
+    log = [json.loads(line) for line in (first / "smoke_log.jsonl").read_text().splitlines()]
     assert log[-1]["epoch"] == 1 and 0 <= log[-1]["public_test"]["acc"] <= 1
+    # a second stage starts from the first stage's weights with a fresh schedule
+    r = _run(
+        ["models.train", "--smoke", "--out", str(second), "--init", str(first / "smoke_best.pt"), "--lr", "0.005"], env
+    )
+    assert f"starting from the weights in {first / 'smoke_best.pt'}" in r.stdout
     model = tmp_path / "smoke.tflite"
-    r = subprocess.run(
+    _run(
         [
-            sys.executable,
-            "-m",
             "models.convert",
             "--checkpoint",
-            str(out / "smoke_best.pt"),
+            str(second / "smoke_best.pt"),
             "--out",
             str(model),
             "--calibration-faces",
             "70",
             "--interim",
         ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        env,
     )
-    assert r.returncode == 0, r.stderr[-3000:]
     from device.emotion import EmotionClassifier
 
     clf = EmotionClassifier(model)  # the metadata the conversion wrote matches the model
@@ -81,6 +77,11 @@ def test_smoke_training_and_conversion_end_to_end(tmp_path):
     p = clf.probabilities(np.full((48, 48), 128, np.uint8))
     assert p.shape == (7,) and p.sum() == pytest.approx(1, abs=1e-6)
     assert model.stat().st_size <= 16 * 1024 * 1024
+    # the metadata carries both stages' history, so the model card can describe the training on any clone
+    stages = clf.meta["training"]["stages"]
+    assert [s["started_from"] for s in stages] == ["random weights", "the previous stage's checkpoint"]
+    assert [s["peak_lr"] for s in stages] == [0.02, 0.005]
+    assert all(len(s["public_test_by_epoch"]) == 1 for s in stages) and clf.meta["training"]["epochs_trained"] == 2
 
 
 def test_keras_port_reproduces_the_pytorch_model(tmp_path, private_test):
