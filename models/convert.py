@@ -91,6 +91,8 @@ def training_stages(path: Path, checkpoint: dict) -> list[dict]:
         init = init if init.is_absolute() else HERE.parent / init
         if init.exists():
             stages = training_stages(init, torch.load(init, map_location="cpu", weights_only=False))
+        else:
+            print(f"warning: {init}, the checkpoint this run started from, is gone; its history is not recorded")
     log = path.parent / ("smoke_log.jsonl" if path.name.startswith("smoke") else "train_log.jsonl")
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
     stages.append(

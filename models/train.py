@@ -120,9 +120,13 @@ def main(argv: list[str] | None = None) -> dict:
     warmup = int(args.warmup_epochs * steps_per_epoch)
     start_epoch, best = 0, {"acc": -1.0}
     if args.init:
+        args.init = args.init.resolve()  # the conversion follows it back to the first stage's log
+        if not args.init.is_file():
+            raise SystemExit(f"--init {args.init}: no such checkpoint; give the best.pt of a finished training run")
         init = torch.load(args.init, map_location=device, weights_only=False)
         model.load_state_dict(init["model"])
-        print(f"starting from the weights in {args.init} (PublicTest {init['public_test']['acc']:.4f})")
+        acc = init.get("public_test", {}).get("acc")
+        print(f"starting from the weights in {args.init}" + (f" (PublicTest {acc:.4f})" if acc is not None else ""))
     last = args.out / "last.pt"
     if last.exists() and not args.no_resume and not args.smoke:
         state = torch.load(last, map_location=device, weights_only=False)

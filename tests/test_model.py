@@ -54,7 +54,7 @@ def test_smoke_training_warm_restart_and_conversion_end_to_end(tmp_path):
     r = _run(
         ["models.train", "--smoke", "--out", str(second), "--init", str(first / "smoke_best.pt"), "--lr", "0.005"], env
     )
-    assert f"starting from the weights in {first / 'smoke_best.pt'}" in r.stdout
+    assert f"starting from the weights in {(first / 'smoke_best.pt').resolve()}" in r.stdout
     model = tmp_path / "smoke.tflite"
     _run(
         [
@@ -82,6 +82,18 @@ def test_smoke_training_warm_restart_and_conversion_end_to_end(tmp_path):
     assert [s["started_from"] for s in stages] == ["random weights", "the previous stage's checkpoint"]
     assert [s["peak_lr"] for s in stages] == [0.02, 0.005]
     assert all(len(s["public_test_by_epoch"]) == 1 for s in stages) and clf.meta["training"]["epochs_trained"] == 2
+
+
+def test_a_missing_init_checkpoint_is_named(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "models.train", "--smoke", "--out", str(tmp_path), "--init", str(tmp_path / "gone.pt")],
+        cwd=REPO,
+        env=isolated_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode != 0 and "gone.pt: no such checkpoint" in r.stderr
 
 
 def test_keras_port_reproduces_the_pytorch_model(tmp_path, private_test):
