@@ -131,7 +131,7 @@ model scores 65.8% on this split. The project's goal is 73.5% int8 on PrivateTes
 - **Soft targets:** 75% the FER2013 label, 25% the FER+ crowd-vote distribution (10 annotators per face), where
   one exists. It acts as label smoothing that knows which confusions are plausible.
 - **Augmentation:** random flip, rotation (+-15 degrees), scale (+-15%), shift (+-12%), brightness and contrast,
-  and random erasing; SGD with Nesterov momentum, weight decay 5e-4, one warm-up epoch then a cosine schedule.
+  and random erasing; SGD with Nesterov momentum, weight decay 5e-4, a short warm-up then a cosine schedule; a second stage restarts the schedule from the trained weights.
 - **Training framework:** PyTorch, because on this build machine's CPU (AMD EPYC with AVX-512 BF16) bf16
   autocast trains VGG16 at about 91 images/s against about 53 for Keras/TensorFlow in fp32. The trained weights
   are copied into the identical Keras model (`models/keras_port.py`; the two agree to 3e-8 on random weights)
