@@ -123,10 +123,11 @@ def write_model(
 ) -> dict:
     q_in, q_out = tensor_quantisation(model)
     out.write_bytes(model)
+    epochs = sum(st["checkpoint_epoch"] for st in stages)
     meta = {
         "format": "moodbox-emotion/1",
         "name": "VGG16 FER2013 emotion classifier",
-        "version": f"vgg16-e{sum(st['checkpoint_epoch'] for st in stages)}-{dt.date.today().isoformat()}",
+        "version": f"vgg16-e{epochs}-{dt.date.today().isoformat()}",
         "interim": interim,
         "labels": list(CLASS_NAMES),
         "input": {
@@ -140,7 +141,7 @@ def write_model(
         "crop": framing(),
         "calibration": f"{calibration_faces} FER2013 Training faces, stratified by class",
         "training": {
-            "epochs_trained": sum(st["checkpoint_epoch"] for st in stages),
+            "epochs_trained": epochs,
             "public_test_accuracy_float": checkpoint.get("public_test", {}).get("acc"),
             "stages": stages,
             "checkpoint": checkpoint_name,

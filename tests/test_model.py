@@ -38,9 +38,10 @@ def test_committed_metadata_records_measured_accuracy(classifier):
     assert classifier.version in card and f"{100 * acc['private_test_int8']:.2f}%" in card
 
 
-def _run(args: list[str], env: dict) -> subprocess.CompletedProcess:
+def _run(args: list[str], env: dict, ok: bool = True) -> subprocess.CompletedProcess:
     r = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
+    if ok:
+        assert r.returncode == 0, r.stderr[-3000:]
     return r
 
 
@@ -85,14 +86,8 @@ def test_smoke_training_warm_restart_and_conversion_end_to_end(tmp_path):
 
 
 def test_a_missing_init_checkpoint_is_named(tmp_path):
-    r = subprocess.run(
-        [sys.executable, "-m", "models.train", "--smoke", "--out", str(tmp_path), "--init", str(tmp_path / "gone.pt")],
-        cwd=REPO,
-        env=isolated_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    args = ["models.train", "--smoke", "--out", str(tmp_path), "--init", str(tmp_path / "gone.pt")]
+    r = _run(args, isolated_env(tmp_path), ok=False)
     assert r.returncode != 0 and "gone.pt: no such checkpoint" in r.stderr
 
 
