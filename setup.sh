@@ -95,10 +95,11 @@ if [ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$stamp_want" ]; then
 fi
 
 if [ "$MODE" = test ]; then
-    if [ ! -x /usr/bin/chromium ] || ! command -v strace >/dev/null || ! command -v systemd-analyze >/dev/null; then
-        say "installing Chromium, strace and systemd tools for the tests (apt)"
+    if [ ! -x /usr/bin/chromium ] || ! command -v strace >/dev/null || ! command -v systemd-analyze >/dev/null \
+        || [ ! -x /usr/sbin/mosquitto ]; then
+        say "installing Chromium, strace, systemd tools and Mosquitto (the MQTT broker) for the tests (apt)"
         as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium strace systemd >/dev/null
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium strace systemd mosquitto >/dev/null
     fi
 fi
 

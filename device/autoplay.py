@@ -43,6 +43,8 @@ class AutoPlay:
         self.retry_at = 0.0
         self.override: dict[str, Any] | None = None  # {"mood", "until"}
         self.waiting = ""  # why nothing happens now, for the page
+        self.next_at: float | None = None  # when the waiting ends (cooldown, hands off, a retry), for the page
+        self._asked = False  # the household asked from the page: the next play skips cooldown and hands off
         self._wake = threading.Condition()
         self._stop = False
         self._dirty = False  # set under _wake by anything that calls for a decision; never lost between waits
@@ -63,6 +65,7 @@ class AutoPlay:
         with self._wake:
             minutes = self._settings().override_minutes
             self.override = {"mood": mood, "until": self._clock() + minutes * 60} if mood else None
+            self._asked = mood is None  # "let Moodbox decide": the room's mood plays now, no new cooldown
             self.retry_at = 0.0
             self._dirty = True
             self._wake.notify()
@@ -102,13 +105,13 @@ class AutoPlay:
         if s.quiet_hours.active():
             return self._wait(f"quiet hours until {s.quiet_hours.end}", 60)
         if now < self.retry_at:
-            return self._wait(self.waiting, self.retry_at - now)
-        overridden = self.override is not None
+            return self._wait(self.waiting, self.retry_at - now, self.retry_at)
+        overridden = self.override is not None or self._asked
         if not overridden and self.played_at is not None and now - self.played_at < s.cooldown_minutes * 60:
             left = self.played_at + s.cooldown_minutes * 60 - now
-            return self._wait(f"cooldown: next change in {left / 60:.0f} min", left)
+            return self._wait(f"cooldown: next change in {left / 60:.0f} min", left, now + left)
         if not overridden and now < self.hands_off_until:
-            return self._wait("hands off: someone chose the music", self.hands_off_until - now)
+            return self._wait("hands off: someone chose the music", self.hands_off_until - now, self.hands_off_until)
         source = s.music_for(target)
         if source is None:
             return self._wait(f"no music chosen for {target}", 60)
@@ -118,7 +121,9 @@ class AutoPlay:
                 self._hands_off_for = self.played_at
                 self.hands_off_until = now + s.hands_off_minutes * 60
                 log.info("someone changed the music: leaving the speaker alone for %.0f min", s.hands_off_minutes)
-                return self._wait("hands off: someone chose the music", self.hands_off_until - now)
+                return self._wait(
+                    "hands off: someone chose the music", self.hands_off_until - now, self.hands_off_until
+                )
             playing = self.player.play(target, source)
         except PlayerError as exc:
             delay = exc.retry_after if exc.retry_after is not None else None
@@ -127,16 +132,16 @@ class AutoPlay:
                 delay = 300.0
             self.retry_at = now + delay * random.uniform(1.0, 1.1)
             log.warning("could not play %s: %s (next try in %.0f s)", target, exc, self.retry_at - now)
-            return self._wait(str(exc), self.retry_at - now)
+            return self._wait(str(exc), self.retry_at - now, self.retry_at)
         self.playing, self.played_mood, self.played_at, self.plays = playing, target, now, self.plays + 1
-        self.retry_at = 0.0
+        self.retry_at, self._asked = 0.0, False
         self.view.set_playing(
             {**asdict(playing), "source": {**asdict(playing.source), "description": playing.source.describe()}}
         )
         return self._wait("", 60)
 
-    def _wait(self, why: str, seconds: float) -> float:
-        self.waiting = why
+    def _wait(self, why: str, seconds: float, until: float | None = None) -> float:
+        self.waiting, self.next_at = why, until
         self.publish()
         return max(0.05, seconds)
 
@@ -149,9 +154,24 @@ class AutoPlay:
                 "override": self.override,
                 "hands_off_until": self.hands_off_until or None,
                 "retry_at": self.retry_at or None,
+                "next": self._next(),
             },
         )
         self.view.set("player", self.player.status())
+
+    def _next(self) -> dict[str, Any] | None:
+        """What Moodbox will play next and when (None: as soon as nothing holds it back), or None when the music
+        already fits the room."""
+        target = self.target()
+        if target is None or (target == self.played_mood and self.playing is not None):
+            return None
+        source = self._settings().music_for(target)
+        return {
+            "mood": target,
+            "music": source.describe() if source else "",
+            "at": self.next_at,
+            "held_by": self.waiting,
+        }
 
     # -- thread ----------------------------------------------------------------------------------------------------
     def start(self) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from device.camera import CameraError
 from device.config import ConfigError, load
 from device.litert import ModelError
-from device.store import StoreError
+from device.store import StorageError, StoreError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load(args.config)
         if args.command == "run":
+            from device.storage import prepare_folder
+
+            prepare_folder(config.state.path)  # before anything heavy: a state folder it cannot write is exit 78
             from device.daemon import Daemon
 
             return Daemon(config, args.port).run_forever()
@@ -60,9 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         result = offline.replay(config, args.video, args.pace)
         _print(result, args.json, offline.describe_replay)
         return 0
-    except (ConfigError, ModelError) as exc:
+    except (ConfigError, ModelError, StorageError) as exc:
         print(f"moodbox: {exc}", file=sys.stderr)
-        return 78  # EX_CONFIG: systemd does not restart-loop on it (RestartPreventExitStatus=78)
+        return 78  # EX_CONFIG, also for a state folder it cannot write: systemd does not restart-loop on it
     except CameraError as exc:
         print(f"moodbox: {exc}", file=sys.stderr)
         return 2
@@ -76,11 +79,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _pairing_code(config, reset: bool = False) -> int:
+    from device.storage import prepare_folder
     from device.store import Store
     from web_ui.auth import Owner
 
     state = config.state.path
-    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    prepare_folder(state)
     owner = Owner(Store(state / "moodbox.db"), state)
     code = owner.reset() if reset else owner.pairing_code()
     if code is None:

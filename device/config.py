@@ -8,13 +8,16 @@ preview player, page on http://127.0.0.1:8080.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 REPO = Path(__file__).resolve().parents[1]
+# An installed (non-editable) package has no models/ folder beside it: setup.py ships the model here instead.
+PACKAGED_MODELS = Path(__file__).resolve().parent / "assets" / "model"
 SYSTEM_CONFIG = Path("/etc/moodbox/moodbox.toml")
 
 
@@ -56,7 +59,11 @@ class Emotion(_Section):
     @property
     def model_path(self) -> Path:
         p = Path(self.model).expanduser()
-        return p if p.is_absolute() else REPO / p
+        if p.is_absolute():
+            return p
+        if not (REPO / p).exists() and (PACKAGED_MODELS / p.name).is_file():
+            return PACKAGED_MODELS / p.name  # installed without the source tree: the model shipped in the package
+        return REPO / p
 
 
 class Mood(_Section):
@@ -94,6 +101,50 @@ class YouTube(_Section):
     daily_searches: Annotated[int, Field(ge=0, le=10000)] = 90
 
 
+_TOPIC = r"[^/+#\x00\s]+(/[^/+#\x00\s]+)*"  # MQTT topic levels: no wildcards, no empty level, no spaces
+
+
+class Mqtt(_Section):
+    """Home Assistant over MQTT (device/homeassistant/). Off unless enabled; the page's Settings can set it too."""
+
+    enabled: bool = False
+    host: str = Field("", validate_default=True, description="the MQTT broker's name or address")
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(1883, description="1883, or usually 8883 with TLS")
+    username: Annotated[str, Field(max_length=200)] = ""
+    password: SecretStr = Field(SecretStr(""), description="never shown on the page or in the log")
+    tls: bool = False
+    ca_file: str = Field("", description="TLS: a PEM file with the broker's CA; empty = the system's CAs")
+    client_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{0,64}$")] = Field(
+        "", description="empty = moodbox-<hostname>"
+    )
+    base_topic: str = Field("", description="empty = moodbox/<hostname>")
+    discovery_prefix: str = "homeassistant"
+    room: Annotated[str, Field(max_length=60)] = Field("", description="Home Assistant shows 'Moodbox <room>'")
+
+    @field_validator("host")
+    @classmethod
+    def _host_when_enabled(cls, v: str, info: ValidationInfo) -> str:
+        if info.data.get("enabled") and not v.strip():
+            raise ValueError("set the broker's name or address (or enabled = false)")
+        return v.strip()
+
+    @field_validator("base_topic", "discovery_prefix")
+    @classmethod
+    def _topic(cls, v: str, info: ValidationInfo) -> str:
+        if (v or info.field_name == "discovery_prefix") and not re.fullmatch(_TOPIC, v):
+            raise ValueError("an MQTT topic like moodbox/living-room: no '+', '#', spaces, or empty levels")
+        return v
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable_ca(cls, v: str, info: ValidationInfo) -> str:
+        if v and not info.data.get("tls"):
+            raise ValueError("a CA file is for TLS: set tls = true too, or leave ca_file empty")
+        if v and not Path(v).expanduser().is_file():
+            raise ValueError("no such file: give the path of the broker's CA certificate (PEM)")
+        return v
+
+
 class State(_Section):
     dir: str = Field("", description="settings and history; default $STATE_DIRECTORY, else ~/.local/state/moodbox")
 
@@ -116,6 +167,7 @@ class Config(_Section):
     player: Player = Player()
     spotify: Spotify = Spotify()
     youtube: YouTube = YouTube()
+    mqtt: Mqtt = Mqtt()
     state: State = State()
     source_path: Path | None = Field(None, exclude=True)
 
@@ -154,7 +206,7 @@ def explain(error: ValidationError, path: Path | str) -> str:
         elif e["type"] == "literal_error":
             lines.append(f"  {where} = {e['input']!r}: allowed values are {e['ctx']['expected']}")
         else:
-            lines.append(f"  {where} = {e['input']!r}: {e['msg']}")
+            lines.append(f"  {where} = {e['input']!r}: {e['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 

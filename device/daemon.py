@@ -1,4 +1,4 @@
-"""`moodbox run`: the Moodbox, its frame loop, the page (waitress), and systemd's notify protocol."""
+"""`moodbox run`: the Moodbox, its frame loop, the page (web_ui/server.py), and systemd's notify protocol."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ class Daemon:
         self.stop_event = threading.Event()
         self._server: Any = None
         self._frames: threading.Thread | None = None
-        self._web: threading.Thread | None = None
 
     def start(self) -> None:
         self.box.start()
@@ -33,30 +32,25 @@ class Daemon:
         box.pipeline.run(box.feed, self.stop_event, heartbeat=box.watchdog.beat, max_fps=box.config.camera.max_fps)
 
     def _start_web(self) -> None:
-        from waitress.server import create_server
-
         from web_ui import create_app
+        from web_ui.server import PageServer
 
         host = self.box.config.web.host
         app = create_app(self.box)
         try:
-            self._server = create_server(
-                app,
-                host=host,
-                port=self.box.port,
-                threads=16,
-                channel_timeout=60,
-                ident="moodbox",
-                clear_untrusted_proxy_headers=True,
-            )
+            self._server = PageServer(app, host, self.box.port)
         except OSError as exc:
             raise SystemExit(
                 f"cannot serve the page on {host}:{self.box.port}: {exc.strerror}; "
                 "is Moodbox already running? Use --port or [web] port"
             ) from None
-        self._web = threading.Thread(target=self._server.run, name="web", daemon=True)
-        self._web.start()
-        log.info("page at http://%s:%d (health: /healthz)", host, self.box.port)
+        self._server.start()
+        log.info(
+            "page at http://%s:%d (health: /healthz), up to %d connections",
+            host,
+            self.box.port,
+            self._server.limits.max_connections,
+        )
 
     def camera_is_up(self) -> bool:
         """Frames have flowed, or the household switched the camera off (privacy mode) on purpose."""

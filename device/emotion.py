@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +20,35 @@ from typing import Any
 import cv2
 import numpy as np
 
+from device.config import Emotion as EmotionSettings
 from device.events import EMOTIONS, Face
 from device.litert import ModelError, load_interpreter
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "emotion_vgg16_int8.tflite"
+DEFAULT_MODEL = EmotionSettings().model_path  # models/ in a checkout, else the copy in the installed package
 METADATA_FORMAT = "moodbox-emotion/1"
+# For testing only: slows every face's classification by this many milliseconds, to run the real daemon at the
+# speed of a Pi 4 (about 80 ms per face) on a fast machine (tests/test_pi_speed.py, benchmarks/pi_speed.py).
+TEST_DELAY_ENV = "MOODBOX_TEST_CLASSIFY_DELAY_MS"
+log = logging.getLogger(__name__)
+
+
+def injected_delay_seconds() -> float:
+    """The injected per-face delay of $MOODBOX_TEST_CLASSIFY_DELAY_MS, in seconds (0 when unset)."""
+    raw = os.environ.get(TEST_DELAY_ENV, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        ms = float(raw)
+    except ValueError:
+        ms = -1.0
+    if not 0 <= ms <= 10_000:
+        raise ModelError(
+            f"{TEST_DELAY_ENV}={raw!r} is not a delay between 0 and 10000 ms: unset it (it only slows the "
+            "classifier down for testing)"
+        )
+    if ms:
+        log.warning("%s=%g: every face's classification is slowed by %g ms (for testing only)", TEST_DELAY_ENV, ms, ms)
+    return ms / 1000
 
 
 @dataclass(frozen=True)
@@ -107,6 +134,7 @@ class EmotionClassifier:
         self.framing = Framing(**self.meta.get("crop", {}))
         self.version = str(self.meta.get("version", "unknown"))
         self.interim = bool(self.meta.get("interim", False))
+        self.test_delay = injected_delay_seconds()
 
     def crop(self, grey: np.ndarray, face: Face) -> np.ndarray:
         """The face cut out and framed like a FER2013 training face, as uint8 [size, size]."""
@@ -147,6 +175,8 @@ class EmotionClassifier:
 
     def classify(self, grey: np.ndarray, face: Face) -> np.ndarray:
         """Probabilities for a face; with `mirror`, averaged with its mirror image (two model runs)."""
+        if self.test_delay:
+            time.sleep(self.test_delay)
         crop = self.crop(grey, face)
         if not self.mirror:
             return self.probabilities(crop)

@@ -6,8 +6,8 @@ talks to this object only; it never reaches into the parts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import time
 from typing import Any
 
@@ -19,9 +19,10 @@ from device.config import Config
 from device.emotion import EmotionClassifier
 from device.events import EMOTIONS, MoodChange, Reading
 from device.faces import make_detector
+from device.homeassistant import HomeAssistant
 from device.litert import runtime_name
 from device.mood import MoodEngine, MoodSettings
-from device.pipeline import Pipeline
+from device.pipeline import DAEMON_CLASSIFY_BUDGET_MS, Pipeline
 from device.player import (
     NotConnected,
     Player,
@@ -33,6 +34,7 @@ from device.player import (
 )
 from device.roomview import RoomView
 from device.settings import Settings, SettingsBook
+from device.storage import StorageError, prepare_folder
 from device.store import Store
 from device.systemd import Watchdog
 from device.videos import VideoSuggestions
@@ -47,8 +49,7 @@ class Moodbox:
         self.started = time.time()
         self._pruned_at = 0.0
         self.state_dir = config.state.path
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.state_dir, 0o700)
+        prepare_folder(self.state_dir)  # StorageError (exit 78) when Moodbox cannot write there at all
         self.store = Store(self.state_dir / "moodbox.db")
         self.settings_book = SettingsBook(self.store, config)
         s = self.settings
@@ -60,7 +61,9 @@ class Moodbox:
         self.classifier = EmotionClassifier(config.emotion.model_path, config.emotion.threads, config.emotion.mirror)
         self.detector = make_detector(config.faces.detector, config.faces.min_score, config.faces.max_faces)
         self.engine = MoodEngine(self._mood_settings(s))
-        self.pipeline = Pipeline(self.detector, self.classifier, self.engine, self.bus)
+        self.pipeline = Pipeline(
+            self.detector, self.classifier, self.engine, self.bus, classify_budget_ms=DAEMON_CLASSIFY_BUDGET_MS
+        )
         self.feed = CameraFeed(self._camera_opener(s), heartbeat=self.watchdog.beat)
         self.pipeline.keep_last_frame = s.preview_allowed
         if s.privacy_mode:
@@ -68,7 +71,7 @@ class Moodbox:
 
         redirect_port = config.spotify.redirect_port or self.port
         self.spotify_auth = SpotifyAuth(
-            config.spotify.client_id,
+            config.spotify.client_id or s.spotify_client_id,  # the config file wins over the page
             self.state_dir,
             f"http://127.0.0.1:{redirect_port}/callback",
             config.spotify.accounts_url,
@@ -82,8 +85,16 @@ class Moodbox:
         self.videos = VideoSuggestions(
             config.youtube.api_key.get_secret_value(), config.youtube.region, self.store, config.youtube.daily_searches
         )
+        self.home_assistant = HomeAssistant(self, config.mqtt, self.store)  # idle unless [mqtt] is enabled
         if self.store.notice:
             self.view.add_error("settings", self.store.notice)
+        self.store.storage.listeners.append(self._storage_changed)
+        if self.store.storage.error is not None:
+            self._storage_changed(self.store.storage.error)
+
+    def _storage_changed(self, error: StorageError | None) -> None:
+        if error is not None:
+            self.view.add_error("storage", f"{error.cause}: {error.fix}")
 
     # -- wiring --------------------------------------------------------------------------------------------------
     @property
@@ -119,18 +130,25 @@ class Moodbox:
         self.bus.subscribe("page-mood", self.view.on_mood, MoodChange)
         self.bus.subscribe("autoplay", self.autoplay.on_mood, MoodChange)
         self.bus.subscribe("history", self._record, MoodChange)
+        self.bus.subscribe("home-assistant", self.home_assistant.on_mood, MoodChange)
         self.autoplay.start()
-        self.store.prune_history(self.settings.history_days)
+        self.home_assistant.start()
+        with contextlib.suppress(StorageError):  # a full disk is reported, and must not stop the start
+            self.store.prune_history(self.settings.history_days)
         self._pruned_at = time.time()
 
     def _record(self, change: MoodChange) -> None:
         log.info("mood: %s -> %s (%.0f%% sure)", change.previous, change.mood, change.confidence * 100)
-        self.store.add_mood(change.wall_time, change.mood, change.confidence)
+        try:
+            self.store.add_mood(change.wall_time, change.mood, change.confidence)
+        except StorageError:
+            return  # reported once by the store; the room's mood and the music carry on
         if time.time() - self._pruned_at > 3600:  # the retention limit, applied at most hourly
             self.store.prune_history(self.settings.history_days)
             self._pruned_at = time.time()
 
     def stop(self) -> None:
+        self.home_assistant.stop()  # says "offline" to Home Assistant first
         self.autoplay.stop()
         self.bus.close()
         self.feed.close()
@@ -144,18 +162,23 @@ class Moodbox:
 
     def health(self) -> dict[str, Any]:
         state = self.pipeline_state()
+        storage = self.store.storage.report()
         return {
-            "status": "ok" if state in ("running", "camera-off") else "degraded",
+            "status": "ok" if state in ("running", "camera-off") and storage["state"] == "ok" else "degraded",
+            "storage": storage,
             "pipeline": state,
             "camera": {"source": self.feed.source, "state": self.feed.state, "error": self.feed.error},
             "fps": round(self.pipeline.fps, 2),
             "frames": self.pipeline.frames,
+            "frames_dropped": self.pipeline.dropped,
             "model": {"version": self.classifier.version, "interim": self.classifier.interim},
             "version": __version__,
             "uptime_s": round(time.time() - self.started, 1),
         }
 
     def publish_status(self) -> None:
+        storage = self.store.storage.report()  # also notices when a full disk has room again
+        self.view.set("storage", {k: v for k, v in storage.items() if k != "free_bytes"})
         self.view.set(
             "camera",
             {
@@ -172,6 +195,7 @@ class Moodbox:
                 "state": self.pipeline_state(),
                 "fps": round(self.pipeline.fps, 1),
                 "frames": self.pipeline.frames,
+                "frames_dropped": self.pipeline.dropped,
                 "latency_ms": self.pipeline.latency_ms(),
                 "detector": self.detector.name,
                 "runtime": runtime_name(),
@@ -198,6 +222,9 @@ class Moodbox:
             self.spotify.speaker = self.preview.speaker = new.speaker
             self.autoplay.restart()
         self.pipeline.keep_last_frame = new.preview_allowed
+        if new.spotify_client_id != old.spotify_client_id and not self.config.spotify.client_id:
+            self.spotify_auth.set_client_id(new.spotify_client_id)
+            self.autoplay.restart()
         if new.history_days != old.history_days:
             self.store.prune_history(new.history_days)
         self.autoplay.poke()

@@ -9,20 +9,28 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from device.config import Config
 from device.events import EMOTIONS
 from device.player.music import DEFAULT_MUSIC, MusicSource
 from device.store import Store
 
-_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_CLIENT_ID = re.compile(r"[0-9a-fA-F]{32}")
+_TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")  # used with fullmatch: no trailing newline, ASCII digits
+
+
+def _whole_number(v: Any) -> Any:
+    """JSON Schema's "integer" includes 30.0: take it as 30. Booleans and 30.5 stay wrong."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Exactly the JSON types of web_ui/openapi.py: no "5" for 5, no 1 for true, no true for 1, no NaN or inf."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class Music(_Strict):
@@ -34,6 +42,14 @@ class Music(_Strict):
     @classmethod
     def _clean(cls, v: str) -> str:
         return v.strip()
+
+    @model_validator(mode="after")
+    def _something_to_find(self) -> Music:
+        if self.kind == "search" and not self.value:
+            raise ValueError("type what to search for, e.g. 'feel good pop'")
+        if self.kind == "playlist" and not self.value:
+            raise ValueError("pick one of your playlists")
+        return self
 
     def source(self) -> MusicSource:
         return MusicSource(self.kind, self.value, self.label)
@@ -47,7 +63,7 @@ class QuietHours(_Strict):
     @field_validator("start", "end")
     @classmethod
     def _hhmm(cls, v: str) -> str:
-        if not _TIME.match(v):
+        if not _TIME.fullmatch(v):
             raise ValueError("use 24-hour HH:MM, e.g. 22:30")
         return v
 
@@ -74,8 +90,16 @@ class Settings(_Strict):
     quiet_hours: QuietHours = QuietHours()
     camera_source: Literal["auto", "picamera2", "v4l2", "replay", "demo"] = "auto"
     privacy_mode: bool = False
-    history_days: Annotated[int, Field(ge=1, le=365)] = 30
+    history_days: Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=365)] = 30
     preview_allowed: bool = False  # the owner may turn on a live camera preview; it is never stored
+    spotify_client_id: str = ""  # entered on the page; [spotify] client_id in the config file wins
+
+    @field_validator("spotify_client_id")
+    @classmethod
+    def _client_id(cls, v: str) -> str:
+        if v and not _CLIENT_ID.fullmatch(v):
+            raise ValueError("a Spotify Client ID is 32 letters a-f and digits: copy it from the app's dashboard page")
+        return v
 
     def music_for(self, mood: str) -> MusicSource | None:
         m = self.music.get(mood)  # type: ignore[call-overload]
@@ -99,6 +123,18 @@ class SettingsError(ValueError):
         self.problems = problems
 
 
+_TYPE_ERRORS = {
+    "float_type": "must be a valid number, e.g. 3 or 0.5 (not text, not true/false)",
+    "int_type": "must be a whole number, e.g. 30 (not text, not true/false)",
+    "int_from_float": "must be a whole number, e.g. 30",
+    "bool_type": "must be true or false (not text, not a number)",
+    "string_type": "must be text",
+    "finite_number": "must be a finite number (not NaN or infinity)",
+    "dict_type": "must be a JSON object",
+    "model_type": "must be a JSON object",
+}
+
+
 def explain(exc: ValidationError) -> dict[str, str]:
     out = {}
     for e in exc.errors():
@@ -107,6 +143,8 @@ def explain(exc: ValidationError) -> dict[str, str]:
             out[key] = "unknown setting"
         elif e["type"] == "literal_error":
             out[key] = f"allowed values are {e['ctx']['expected']}"
+        elif e["type"] in _TYPE_ERRORS:
+            out[key] = _TYPE_ERRORS[e["type"]]
         else:
             out[key] = e["msg"].removeprefix("Value error, ")
     return out

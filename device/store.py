@@ -1,7 +1,9 @@
 """Settings, mood history and caches in one SQLite file (WAL, fsync on commit) in the state directory.
 
 A corrupt database is moved aside (kept for recovery, never deleted) and a fresh one started, with a notice for
-the page; a locked one is waited for, then reported with the fix. Nothing here ever holds an image.
+the page; a locked one is waited for, then reported with the fix. A full disk or a read-only folder is a state,
+not a crash: writes raise StorageError with the cause and the fix, and `storage` (device/storage.py) reports it.
+Nothing here ever holds an image.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from device.storage import DAMAGED, StorageError, StorageWatch, StoreError, classify, describe
+
 log = logging.getLogger(__name__)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated REAL NOT NULL);
@@ -22,29 +26,38 @@ CREATE INDEX IF NOT EXISTS history_at ON history (at);
 CREATE TABLE IF NOT EXISTS cache (kind TEXT, key TEXT, value TEXT NOT NULL, expires REAL NOT NULL,
                                   PRIMARY KEY (kind, key));
 CREATE TABLE IF NOT EXISTS budget (name TEXT, day TEXT, used INTEGER NOT NULL, PRIMARY KEY (name, day));
+CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, created REAL NOT NULL, seen REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS signin_limits (key TEXT PRIMARY KEY, failures INTEGER NOT NULL, last REAL NOT NULL,
+                                          locked_until REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS signin_failures (at REAL NOT NULL, key TEXT NOT NULL);
 """
 
 
-class StoreError(RuntimeError):
-    """The database cannot be used; the message says why and what to do."""
+__all__ = ["StorageError", "Store", "StoreError"]
 
 
 class Store:
     def __init__(self, path: Path, busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.notice: str | None = None  # shown on the page after a recovery
         self._lock = threading.RLock()
         self._busy_timeout = busy_timeout
+        self.storage = StorageWatch(self.path.parent, self._probe)
         try:
-            self._db = self._open()
-        except sqlite3.DatabaseError as exc:
-            if "locked" in str(exc):
-                raise StoreError(
-                    f"{self.path} is locked by another process (is a second Moodbox running?): "
-                    "stop it, or point [state] dir elsewhere"
-                ) from exc
-            self._db = self._recover(exc)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                self._db = self._open()
+            except sqlite3.DatabaseError as exc:
+                if "locked" in str(exc):
+                    raise StoreError(
+                        f"{self.path} is locked by another process (is a second Moodbox running?): "
+                        "stop it, or point [state] dir elsewhere"
+                    ) from exc
+                if classify(exc) not in (None, DAMAGED):  # full or read-only: the file is fine, keep it
+                    raise describe(classify(exc), self.path.parent, str(exc)) from None
+                self._db = self._recover(exc)
+        except OSError as exc:
+            raise describe(classify(exc) or "unwritable", self.path.parent, exc.strerror or str(exc)) from None
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=self._busy_timeout, check_same_thread=False, isolation_level=None)
@@ -78,14 +91,31 @@ class Store:
     def _run(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
             try:
-                return self._db.execute(sql, args).fetchall()
+                rows = self._db.execute(sql, args).fetchall()
             except sqlite3.OperationalError as exc:
                 if "locked" in str(exc) or "busy" in str(exc):
                     raise StoreError(
                         f"{self.path} stayed locked for {self._busy_timeout:.0f} s: another process "
                         "holds it; stop it and try again"
                     ) from exc
-                raise
+                raise self.storage.failed(exc) or exc from None
+            except sqlite3.DatabaseError as exc:  # damaged
+                raise self.storage.failed(exc) or exc from None
+            if not self._db.in_transaction and not sql.lstrip().upper().startswith(("SELECT", "ROLLBACK")):
+                self.storage.succeeded()  # a write reached the disk
+            return rows
+
+    def _rollback(self) -> None:
+        """Undo an open transaction; SQLite has already rolled back by itself after a full disk or I/O error."""
+        if self._db.in_transaction:
+            self._run("ROLLBACK")
+
+    def _probe(self) -> None:
+        """One small real write, to see whether a storage problem has cleared (StorageError if not)."""
+        self._run(
+            "INSERT OR REPLACE INTO cache (kind, key, value, expires) VALUES ('storage', 'probe', ?, 0)",
+            (json.dumps(time.time()),),
+        )
 
     # -- settings ------------------------------------------------------------------------------------------
     def get(self, key: str, default: Any = None) -> Any:
@@ -107,7 +137,7 @@ class Store:
                     self.set(k, v)
                 self._run("COMMIT")
             except BaseException:
-                self._run("ROLLBACK")
+                self._rollback()
                 raise
 
     def settings(self) -> dict[str, Any]:
@@ -177,12 +207,60 @@ class Store:
                 self._run("COMMIT")
                 return True
             except BaseException:
-                self._run("ROLLBACK")
+                self._rollback()
                 raise
 
     def budget_used(self, name: str, day: str | None = None) -> int:
         rows = self._run("SELECT used FROM budget WHERE name = ? AND day = ?", (name, day or time.strftime("%Y-%m-%d")))
         return rows[0][0] if rows else 0
+
+    # -- sign-in sessions and limits (the rules are in web_ui/auth.py; ids here are hashes of the cookies') ----
+    def session_start(self, sid: str, now: float) -> None:
+        self._run("INSERT OR REPLACE INTO sessions (id, created, seen) VALUES (?, ?, ?)", (sid, now, now))
+
+    def session_times(self, sid: str) -> tuple[float, float] | None:
+        """(created, last seen) of a live session, or None."""
+        rows = self._run("SELECT created, seen FROM sessions WHERE id = ?", (sid,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def session_seen(self, sid: str, now: float) -> None:
+        self._run("UPDATE sessions SET seen = ? WHERE id = ?", (now, sid))
+
+    def sessions_end(self, sid: str | None = None, idle_before: float | None = None) -> int:
+        """End one session (sid), those last seen before idle_before, or else all of them; returns how many."""
+        if sid is not None:
+            sql, args = "DELETE FROM sessions WHERE id = ? RETURNING id", (sid,)
+        elif idle_before is not None:
+            sql, args = "DELETE FROM sessions WHERE seen < ? RETURNING id", (idle_before,)
+        else:
+            sql, args = "DELETE FROM sessions RETURNING id", ()
+        return len(self._run(sql, args))
+
+    def signin_limit(self, key: str) -> tuple[int, float, float] | None:
+        """(failures, last failure, locked until) for one address, browser or session, or None."""
+        rows = self._run("SELECT failures, last, locked_until FROM signin_limits WHERE key = ?", (key,))
+        return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+    def set_signin_limit(self, key: str, failures: int, last: float, locked_until: float, forget_before: float) -> None:
+        with self._lock:
+            self._run("DELETE FROM signin_limits WHERE last < ?", (forget_before,))
+            self._run(
+                "INSERT OR REPLACE INTO signin_limits (key, failures, last, locked_until) VALUES (?, ?, ?, ?)",
+                (key, failures, last, locked_until),
+            )
+
+    def clear_signin_limit(self, key: str) -> None:
+        self._run("DELETE FROM signin_limits WHERE key = ?", (key,))
+
+    def signin_failed(self, key: str, at: float, forget_before: float) -> int:
+        """Log one failed sign-in; returns how many are logged since forget_before (older ones are dropped)."""
+        with self._lock:
+            self._run("DELETE FROM signin_failures WHERE at < ?", (forget_before,))
+            self._run("INSERT INTO signin_failures (at, key) VALUES (?, ?)", (at, key))
+            return self._run("SELECT count(*) FROM signin_failures")[0][0]
+
+    def signin_failures_since(self, since: float) -> int:
+        return self._run("SELECT count(*) FROM signin_failures WHERE at >= ?", (since,))[0][0]
 
     def close(self) -> None:
         with self._lock:

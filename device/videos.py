@@ -8,12 +8,13 @@ link instead, and nothing is called.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
 from urllib.parse import quote_plus
 
-from device.store import Store
+from device.store import StorageError, Store
 
 log = logging.getLogger(__name__)
 CACHE_TTL = 12 * 3600
@@ -94,7 +95,11 @@ class VideoSuggestions:
             return self._fallback(mood, stale, link, "YouTube's daily quota is used up; showing saved suggestions.")
         if time.time() < self._error_until:
             return self._fallback(mood, stale, link, "YouTube did not answer; showing saved suggestions.")
-        if not self.store.take_budget("youtube-search", self.daily_searches):
+        try:
+            budget_left = self.store.take_budget("youtube-search", self.daily_searches)
+        except StorageError as exc:  # cannot count today's searches: do not spend them blind
+            return self._fallback(mood, stale, link, f"Moodbox cannot save right now ({exc.cause}).")
+        if not budget_left:
             return self._fallback(
                 mood,
                 stale,
@@ -105,7 +110,8 @@ class VideoSuggestions:
             videos = self._search(query)
         except Exception as exc:
             return self._failed(exc, mood, stale, link, today)
-        self.store.cache_put("youtube", key, videos, CACHE_TTL)
+        with contextlib.suppress(StorageError):  # a full disk: show them anyway, uncached
+            self.store.cache_put("youtube", key, videos, CACHE_TTL)
         return {"mood": mood, "videos": videos, "search_link": link, "source": "live", "notice": None}
 
     def _search(self, query: str) -> list[dict[str, str]]:

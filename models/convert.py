@@ -84,6 +84,8 @@ def training_stages(path: Path, checkpoint: dict) -> list[dict]:
     """
     import torch
 
+    if "recovered_from" in checkpoint:  # rebuilt from a shipped model by models.recover: its history came along
+        return list(checkpoint.get("stages", []))
     args = checkpoint.get("args") or {}
     stages: list[dict] = []
     if args.get("init"):
@@ -95,6 +97,7 @@ def training_stages(path: Path, checkpoint: dict) -> list[dict]:
             print(f"warning: {init}, the checkpoint this run started from, is gone; its history is not recorded")
     log = path.parent / ("smoke_log.jsonl" if path.name.startswith("smoke") else "train_log.jsonl")
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+    rows = list({r["epoch"]: r for r in rows}.values())  # an epoch re-run after a kill is counted once
     stages.append(
         {
             "started_from": "the previous stage's checkpoint" if args.get("init") else "random weights",
@@ -159,6 +162,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--calibration-faces", type=int, default=700)
     p.add_argument("--interim", action="store_true", help="mark the model as interim in its metadata")
+    p.add_argument(
+        "--logit-adjust",
+        type=float,
+        default=0.0,
+        help="post-hoc logit adjustment tau: subtract tau * log(Training class prior) from the logits",
+    )
     args = p.parse_args(argv)
 
     import torch
@@ -166,11 +175,17 @@ def main(argv: list[str] | None = None) -> dict:
     from models.keras_port import keras_from_checkpoint
 
     checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    model = convert(keras_from_checkpoint(args.checkpoint), representative_faces(args.calibration_faces))
+    from models.fer import logit_adjustment
+
+    shift = logit_adjustment(args.logit_adjust) if args.logit_adjust else None
+    model = convert(keras_from_checkpoint(args.checkpoint, shift), representative_faces(args.calibration_faces))
     stages = training_stages(args.checkpoint, checkpoint)
     path = args.checkpoint.resolve()
     name = str(path.relative_to(HERE.parent)) if path.is_relative_to(HERE.parent) else str(path)
     meta = write_model(model, args.out, checkpoint, args.interim, args.calibration_faces, stages, name)
+    if args.logit_adjust:
+        meta["training"]["logit_adjustment_tau"] = args.logit_adjust
+        args.out.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     print(json.dumps({k: meta[k] for k in ("version", "interim", "size_bytes", "sha256")}, indent=2))
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
     return meta

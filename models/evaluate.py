@@ -55,14 +55,26 @@ def int8_probabilities(model: Path, split: Split, flip: bool = False) -> np.ndar
     return np.stack([clf.probabilities(np.ascontiguousarray(img)) for img in images])
 
 
-def float_probabilities(checkpoint: Path, split: Split, flip: bool = False) -> np.ndarray:
+def float_net(checkpoint: Path, logit_shift: np.ndarray | None = None):
+    """The float PyTorch model of a checkpoint, with the converter's logit shift (if any) in its last bias."""
     import torch
 
     from models.vgg16_torch import VGG16
 
     net = VGG16()
     net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
-    net.eval()
+    if logit_shift is not None:
+        with torch.no_grad():
+            net.head[-1].bias += torch.as_tensor(logit_shift)
+    return net.eval()
+
+
+def float_probabilities(
+    checkpoint: Path, split: Split, flip: bool = False, logit_shift: np.ndarray | None = None
+) -> np.ndarray:
+    import torch
+
+    net = float_net(checkpoint, logit_shift)
     images = split.images[:, :, ::-1] if flip else split.images
     out = []
     with torch.no_grad():
@@ -132,7 +144,9 @@ def machine() -> str:
     return f"{name}, {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
 
 
-def evaluate(checkpoint: Path | None, model: Path) -> dict:
+def evaluate(checkpoint: Path | None, model: Path, logit_shift: np.ndarray | None = None) -> dict:
+    from models.realval import evaluate_realval
+
     splits = {name: load_split(name) for name in ("PublicTest", "PrivateTest")}
     results: dict = {"int8": {}, "float": {}}
     for name, split in splits.items():
@@ -147,12 +161,13 @@ def evaluate(checkpoint: Path | None, model: Path) -> dict:
             results["int8"]["PrivateTest500"] = float((p[sub].argmax(1) == split.labels[sub]).mean())
             results["confusion_int8_private"] = confusion(split.labels, p.argmax(1)).tolist()
         if checkpoint is not None and checkpoint.exists():
-            q = float_probabilities(checkpoint, split)
-            qf = float_probabilities(checkpoint, split, flip=True)
+            q = float_probabilities(checkpoint, split, logit_shift=logit_shift)
+            qf = float_probabilities(checkpoint, split, flip=True, logit_shift=logit_shift)
             results["float"][name] = {
                 **scores(split.labels, q.argmax(1)),
                 "accuracy_flip_tta": float(((q + qf).argmax(1) == split.labels).mean()),
             }
+    results["realval"] = evaluate_realval(model, checkpoint, logit_shift=logit_shift)
     results["latency_ms"] = int8_latency_ms(model)
     results["size_bytes"] = model.stat().st_size
     results["machine"] = machine()
@@ -171,7 +186,10 @@ def main(argv: list[str] | None = None) -> dict:
     meta = json.loads(meta_path.read_text())
     recorded = meta.get("training", {}).get("checkpoint")
     checkpoint = args.checkpoint or (HERE.parent / recorded if recorded else HERE / "checkpoints" / "best.pt")
-    results = evaluate(checkpoint, args.model)
+    tau = meta.get("training", {}).get("logit_adjustment_tau")
+    from models.fer import logit_adjustment
+
+    results = evaluate(checkpoint, args.model, logit_adjustment(tau) if tau else None)
     results["model_version"] = meta["version"]
     print(json.dumps({k: v for k, v in results.items() if k != "confusion_int8_private"}, indent=2))
     if not args.no_card:
@@ -187,6 +205,11 @@ def main(argv: list[str] | None = None) -> dict:
             "public_test_int8": round(results["int8"]["PublicTest"]["accuracy"], 4),
             "private_test_float": round(results["float"].get("PrivateTest", {}).get("accuracy", float("nan")), 4),
             "macro_f1_private_int8": round(results["int8"]["PrivateTest"]["macro_f1"], 4),
+            "realval_int8": results["realval"]["int8"]["accuracy_all"],
+            "realval_int8_faces_found": results["realval"]["int8"]["accuracy"],
+            "realval_macro_f1_int8": results["realval"]["int8"]["macro_f1"],
+            "realval_min_class_recall_int8": min(results["realval"]["int8"]["recall"].values()),
+            "realval_detection_misses": results["realval"]["int8"]["detection_misses"],
         }
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")
         (HERE / "evaluation.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -59,7 +59,8 @@ def copy_weights(state: dict, model) -> None:
         model.get_layer(name).set_weights([state[f"{key}.weight"].numpy().T, state[f"{key}.bias"].numpy()])
 
 
-def keras_from_checkpoint(path):
+def keras_from_checkpoint(path, logit_shift=None):
+    """The checkpoint as a Keras model; `logit_shift` (7 numbers) is added to the last layer's bias."""
     import torch
 
     state = torch.load(path, map_location="cpu", weights_only=False)["model"]
@@ -67,6 +68,9 @@ def keras_from_checkpoint(path):
     last = max(
         (k for k in state if k.startswith("head.") and k.endswith(".weight")), key=lambda k: int(k.split(".")[1])
     )
+    if logit_shift is not None:
+        bias = last.replace(".weight", ".bias")
+        state[bias] = state[bias] + torch.as_tensor(logit_shift, dtype=torch.float32)
     model = build_keras(state[last].shape[0])
     copy_weights(state, model)
     return model

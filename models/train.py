@@ -1,9 +1,14 @@
 """Train the VGG16 emotion classifier on FER2013 (PyTorch; bf16 on CPUs that have it, or CUDA).
 
-    python -m models.train                 # full run, resumes from models/checkpoints/last.pt if present
+    python -m models.train                 # full run, resumes from its last.pt if present
     python -m models.train --smoke         # about a minute on a subset, for the tests
-    python -m models.train --init models/checkpoints/best.pt --epochs 16 --lr 0.005 \
-        --out models/checkpoints/finetune  # a second, shorter cosine cycle from a trained model
+    python -m models.train --init BEST.pt --epochs 16 --lr 0.005 \
+        --out ~/.cache/moodbox/train/finetune  # a second, shorter cosine cycle from a trained model
+
+Checkpoints go outside the work tree (default $MOODBOX_TRAIN_DIR, else ~/.cache/moodbox/train), so a fresh
+checkout or `git clean` never loses a run. `last.pt` is written atomically every few minutes, mid-epoch
+included, with the data order and augmentation state, so a run killed at any moment resumes where it stopped
+when the same command is started again.
 
 Training split for training, PublicTest to pick the epoch; PrivateTest is never read here.
 Targets blend the FER2013 label with the FER+ crowd-vote distribution (--soft-weight).
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -26,7 +32,14 @@ from models.augment import augment
 from models.fer import CLASS_NAMES, Split, load_split
 from models.vgg16_torch import VGG16
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "checkpoints"
+DEFAULT_OUT = Path(os.environ.get("MOODBOX_TRAIN_DIR") or Path.home() / ".cache" / "moodbox" / "train")
+
+
+def save_atomically(obj: dict, path: Path) -> None:
+    """torch.save to a temporary file, then rename: a kill mid-write leaves the previous file intact."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,6 +67,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-resume", action="store_true", help="start afresh even if last.pt exists")
     p.add_argument("--smoke", action="store_true", help="1 epoch on 640 training faces, for tests")
     p.add_argument("--max-epochs-this-run", type=int, default=0, help="stop after this many epochs (resume later)")
+    p.add_argument(
+        "--photometric",
+        action="store_true",
+        help="also augment with camera-like degradations: tilt, gamma, dim light, blur, low resolution, noise",
+    )
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=0.0,
+        help="a time budget: the cosine schedule runs over this much time instead of --epochs, which becomes a cap",
+    )
+    p.add_argument("--train-faces", type=int, default=0, help="train on this many Training faces only (quick checks)")
+    p.add_argument(
+        "--stop-after-batches", type=int, default=0, help=argparse.SUPPRESS
+    )  # tests: save mid-epoch and stop, as a kill right after a save would
+    p.add_argument("--save-minutes", type=float, default=5.0, help="write last.pt at least this often, mid-epoch too")
     return p.parse_args(argv)
 
 
@@ -99,6 +128,8 @@ def main(argv: list[str] | None = None) -> dict:
     dtype = torch.bfloat16 if use_bf16 else None
 
     train, val = load_split("Training"), load_split("PublicTest")
+    if args.train_faces:
+        train, val = train.subset(args.train_faces, args.seed), val.subset(min(len(val), args.train_faces), args.seed)
     if args.smoke:
         train, val = train.subset(640, args.seed), val.subset(256, args.seed)
         args.epochs, args.warmup_epochs = 1, 0.2
@@ -115,10 +146,15 @@ def main(argv: list[str] | None = None) -> dict:
         nesterov=True,
     )
 
+    # On a GPU the whole data set lives in GPU memory (28,709 faces are 66 MB) and augmentation runs there too.
+    on_gpu = device.type == "cuda"
+    images = torch.from_numpy(train.images).to(device) if on_gpu else None
+    labels = torch.from_numpy(train.labels).to(device) if on_gpu else None
+    soft = torch.from_numpy(train.soft).to(device) if on_gpu else None
     steps_per_epoch = len(train) // args.batch
     total_steps = steps_per_epoch * args.epochs
     warmup = int(args.warmup_epochs * steps_per_epoch)
-    start_epoch, best = 0, {"acc": -1.0}
+    start_epoch, start_batch, best, resume_state = 0, 0, {"acc": -1.0}, None
     if args.init:
         args.init = args.init.resolve()  # the conversion follows it back to the first stage's log
         if not args.init.is_file():
@@ -133,26 +169,50 @@ def main(argv: list[str] | None = None) -> dict:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start_epoch, best = state["epoch"] + 1, state["best"]
-        print(f"resumed from {last} after epoch {state['epoch'] + 1}; best PublicTest so far {best['acc']:.4f}")
+        if state.get("batch"):  # saved mid-epoch: continue that epoch at the next batch
+            start_epoch, start_batch, resume_state = state["epoch"], state["batch"], state
+            print(f"resumed from {last} in epoch {start_epoch + 1} at batch {start_batch}/{steps_per_epoch}")
+        else:
+            print(f"resumed from {last} after epoch {state['epoch'] + 1}; best PublicTest so far {best['acc']:.4f}")
 
     log_path = args.out / ("smoke_log.jsonl" if args.smoke else "train_log.jsonl")
+    run_start, out_of_time, batches_this_run = time.time(), False, 0
     epochs_this_run = 0
     for epoch in range(start_epoch, args.epochs):
         model.train()
         gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)  # same order and augmentation on resume
         order = torch.randperm(len(train), generator=gen).numpy()
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", mininterval=10)
-        t0, running = time.time(), 0.0
+        aug_gen = torch.Generator(device).manual_seed(args.seed * 1000 + epoch) if on_gpu else gen
+        first, t0, running, spent = 0, time.time(), 0.0, 0.0
+        if resume_state is not None:
+            gen.set_state(resume_state["generator"])
+            first, running, spent = start_batch, resume_state["running_loss"], resume_state["seconds"]
+            resume_state = None
+        bar = tqdm(range(first, steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", mininterval=10)
+        saved_at = time.time()
         for b in bar:
             step = epoch * steps_per_epoch + b
-            lr = learning_rate(step, total_steps, warmup, args.lr)
+            if args.minutes:  # schedule by elapsed time, so the run ends inside a borrowed machine's time
+                spent_frac = (time.time() - run_start) / (args.minutes * 60)
+                if spent_frac >= 1:
+                    out_of_time = True
+                    break
+                done = warmup + spent_frac * (total_steps - warmup)
+                lr = learning_rate(step if step < warmup else int(done), total_steps, warmup, args.lr)
+            else:
+                lr = learning_rate(step, total_steps, warmup, args.lr)
             for g in opt.param_groups:
                 g["lr"] = lr
             idx = np.sort(order[b * args.batch : (b + 1) * args.batch])
-            x = torch.from_numpy(train.images[idx]).float().unsqueeze(1)
-            x = augment(x, gen).to(device).contiguous(memory_format=torch.channels_last)
-            hard = F.one_hot(torch.from_numpy(train.labels[idx]), len(CLASS_NAMES)).float()
-            target = ((1 - args.soft_weight) * hard + args.soft_weight * torch.from_numpy(train.soft[idx])).to(device)
+            if on_gpu:
+                gi = torch.from_numpy(idx).to(device)
+                x, y, s = images[gi].float().unsqueeze(1), labels[gi], soft[gi]
+            else:
+                x = torch.from_numpy(train.images[idx]).float().unsqueeze(1)
+                y, s = torch.from_numpy(train.labels[idx]), torch.from_numpy(train.soft[idx])
+            x = augment(x, aug_gen, photometric=args.photometric).contiguous(memory_format=torch.channels_last)
+            hard = F.one_hot(y, len(CLASS_NAMES)).float()
+            target = (1 - args.soft_weight) * hard + args.soft_weight * s
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 logits = model(x)
             loss = torch.sum(-target * F.log_softmax(logits.float(), 1), 1).mean()
@@ -161,12 +221,23 @@ def main(argv: list[str] | None = None) -> dict:
             opt.step()
             running = 0.98 * running + 0.02 * loss.item() if b else loss.item()
             bar.set_postfix(loss=f"{running:.3f}", lr=f"{lr:.4f}")
+            batches_this_run += 1
+            stop_now = bool(args.stop_after_batches) and batches_this_run >= args.stop_after_batches
+            due = time.time() - saved_at > args.save_minutes * 60 or stop_now
+            if due and not (args.smoke or on_gpu) and b + 1 < steps_per_epoch:
+                mid = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "best": best}
+                mid |= {"batch": b + 1, "generator": gen.get_state(), "running_loss": running}
+                save_atomically(mid | {"seconds": spent + time.time() - t0}, last)
+                saved_at = time.time()
+                if stop_now:
+                    print(f"stopped in epoch {epoch + 1} after batch {b + 1}; saved {last}")
+                    return best
         metrics = evaluate(model, val, device, dtype)
         record = {
             "epoch": epoch + 1,
             "loss": running,
             "lr": lr,
-            "seconds": round(time.time() - t0, 1),
+            "seconds": round(spent + time.time() - t0, 1),
             "public_test": metrics,
             "precision": "bf16" if dtype else "fp32",
             "device": device.type,
@@ -176,14 +247,16 @@ def main(argv: list[str] | None = None) -> dict:
             f.write(json.dumps(record) + "\n")
         if metrics["acc"] > best["acc"]:
             best = {"acc": metrics["acc"], "epoch": epoch + 1, "acc_flip_tta": metrics["acc_flip_tta"]}
-            torch.save(
+            save_atomically(
                 {"model": model.state_dict(), "epoch": epoch, "public_test": metrics, "args": vars(args)},
                 args.out / ("smoke_best.pt" if args.smoke else "best.pt"),
             )
         if not args.smoke:
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "best": best}, last)
+            save_atomically(
+                {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "best": best}, last
+            )
         epochs_this_run += 1
-        if args.max_epochs_this_run and epochs_this_run >= args.max_epochs_this_run:
+        if out_of_time or (args.max_epochs_this_run and epochs_this_run >= args.max_epochs_this_run):
             break
     return best
 

@@ -49,7 +49,13 @@ def track(i: int, tag: str) -> dict:
         "name": f"{tag.title()} song {i}",
         "type": "track",
         "artists": [{"name": f"Artist {i % 7}", "id": f"a{i % 7}", "type": "artist"}],
-        "album": {"name": f"Album {i % 5}", "images": []},
+        "album": {
+            "name": f"Album {i % 5}",
+            "images": [  # Spotify's shape: 640, 300 and 64 px on its image host
+                {"url": f"https://i.scdn.co/image/{size}{tid}", "width": size, "height": size}
+                for size in (640, 300, 64)
+            ],
+        },
         "duration_ms": 180000 + i,
         "is_playable": True,
         "explicit": False,

@@ -96,3 +96,4 @@ def test_no_plain_secrets_in_the_repository():
     assert "deploy/ansible/group_vars/all/vault.yml" not in tracked
     main = (ANSIBLE / "group_vars" / "all" / "main.yml").read_text()
     assert "vault_spotify_client_id" in main and "vault_youtube_api_key" in main
+    assert "vault_mqtt_password" in main  # the MQTT broker's password too

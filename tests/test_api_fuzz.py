@@ -225,3 +225,134 @@ def test_the_fuzzed_daemon_is_still_healthy(live):
     d, http = live
     assert http.get(d.base + "/healthz", timeout=5).status_code == 200
     assert http.get(d.base + "/api/state", timeout=5).status_code == 200
+
+
+# -- strict types: the settings API accepts exactly what its OpenAPI description says ------------------------------
+# The oracle is a JSON Schema validator run on the published description itself. Values are drawn inside each
+# type and just outside it: text for numbers, booleans for numbers, numbers for booleans, trailing newlines,
+# bounds and a hair past them, whole-number floats for integers, NaN and infinity (which no JSON document holds).
+
+
+def _is_json(value) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return False
+    return True
+
+
+def near_value(schema: dict) -> st.SearchStrategy:
+    """Values inside a schema and just outside it, type by type."""
+    wrong_kind = st.sampled_from([None, [], {}, "", "1", "true", True, False, 0, 1, -1, 0.5])
+    if "enum" in schema:
+        words = schema["enum"]
+        near = [w.upper() for w in words] + [w + "\n" for w in words] + [" " + w for w in words]
+        return st.sampled_from(words) | st.sampled_from(near) | wrong_kind
+    kind = schema.get("type")
+    if kind == "boolean":
+        return st.booleans() | st.sampled_from([0, 1, 0.0, 1.0, "true", "false", "yes", "no", "1", "", None, [True]])
+    if kind in ("number", "integer"):
+        lo, hi = schema["minimum"], schema["maximum"]
+        edges = [lo, hi, lo - 1, hi + 1, lo - 1e-9, hi + 1e-9, float(lo), float(hi), 10**30, -(10**30)]
+        inside = st.integers(int(lo), int(hi))
+        if kind == "number":
+            inside |= st.floats(lo, hi)
+        else:
+            inside |= st.sampled_from([float(lo), float(hi), lo + 0.5, float(int((lo + hi) / 2))])
+        texts = st.sampled_from([str(lo), str(hi), f"{hi}\n", f" {lo}", "5", "1e2", "NaN", "Infinity"])
+        odd = st.sampled_from([True, False, None, float("nan"), float("inf"), -float("inf"), [lo], {"value": lo}])
+        return inside | st.sampled_from(edges) | texts | odd
+    if kind == "string" and "pattern" in schema:
+        good = ["00:00", "07:00", "12:30", "23:59"]
+        bad = ["07:00\n", "07:00 ", " 07:00", "7:00", "24:00", "23:60", "07:00:00", "0700", "\u0660\u0667:\u0660\u0660"]
+        return st.sampled_from(good) | st.sampled_from(bad) | wrong_kind
+    if kind == "string":
+        n = schema.get("maxLength", 30)
+        return st.text(max_size=8) | st.sampled_from(["x" * n, "x" * (n + 1), "é" * n, "é" * (n + 1)]) | wrong_kind
+    if kind == "object" and "properties" in schema:
+        props = {k: near_value(v) for k, v in schema["properties"].items()}
+        extra = st.fixed_dictionaries({}, optional={"nope": st.just(1)})
+        known = st.fixed_dictionaries({}, optional=props)
+        return st.builds(lambda a, b: {**a, **b}, known, extra) | wrong_kind
+    if kind == "object":  # music: mood -> how to find its music
+        moods = st.sampled_from([*schema["propertyNames"]["enum"], "Happy", "nobody", ""])
+        return st.dictionaries(moods, near_value(schema["additionalProperties"]), max_size=2) | wrong_kind
+    return wrong_kind
+
+
+def settings_body() -> st.SearchStrategy:
+    from web_ui.openapi import SETTINGS_SCHEMA
+
+    props = SETTINGS_SCHEMA["properties"]
+    some = st.lists(st.sampled_from(sorted(props)), max_size=3, unique=True)
+    changes = some.flatmap(lambda keys: st.fixed_dictionaries({k: near_value(props[k]) for k in keys}))
+    return changes | st.sampled_from([[], "cooldown_minutes", None, {"cooldown": 5}])
+
+
+STRICT = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@STRICT
+@given(changes=settings_body())
+def test_settings_accept_exactly_what_the_description_allows(live, changes):
+    from jsonschema import Draft202012Validator
+
+    from web_ui.openapi import SETTINGS_SCHEMA
+
+    d, http = live
+    valid = _is_json(changes) and Draft202012Validator(SETTINGS_SCHEMA).is_valid(changes)
+    body = json.dumps(changes, allow_nan=True)
+    r = http.patch(d.base + "/api/settings", data=body, headers={"Content-Type": "application/json"}, timeout=20)
+    assert r.status_code == (200 if valid else 400), (changes, r.status_code, r.text[:300])
+    if not valid:
+        assert r.json()["error"]
+        return
+    saved = http.get(d.base + "/api/settings", timeout=10).json()
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            for inner, v in value.items():
+                got = saved[key][inner]
+                if isinstance(v, dict):  # a mood's music: what was sent, its value trimmed
+                    assert got == {**got, **{k: x.strip() if k == "value" else x for k, x in v.items()}}
+                else:
+                    assert got == v and type(got) is type(v)
+        elif key == "history_days":
+            assert saved[key] == value and type(saved[key]) is int
+        else:  # stored with the JSON type it was sent as: a number stays a number, true stays true
+            assert saved[key] == value and isinstance(saved[key], type(value) if type(value) is not int else float)
+
+
+@STRICT
+@given(payload=near_value({"type": "object", "properties": {"enabled": {"type": "boolean"}}}))
+def test_autoplay_accepts_exactly_what_the_description_allows(live, payload):
+    from jsonschema import Draft202012Validator
+
+    from web_ui.openapi import AUTOPLAY_SCHEMA
+
+    d, http = live
+    valid = Draft202012Validator(AUTOPLAY_SCHEMA).is_valid(payload)
+    r = http.post(d.base + "/api/autoplay", json=payload, timeout=20)
+    assert r.status_code == (200 if valid else 400), (payload, r.status_code, r.text[:300])
+    if valid:
+        assert r.json()["autoplay"] is payload["enabled"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"cooldown_minutes": "5"}, "valid number"),
+        ({"cooldown_minutes": True}, "valid number"),
+        ({"autoplay": "yes"}, "true or false"),
+        ({"autoplay": 1}, "true or false"),
+        ({"quiet_hours": {"start": "07:00\n"}}, "HH:MM"),
+        ({"history_days": 30.5}, "whole number"),
+        ({}, "JSON object with the settings"),
+    ],
+)
+def test_the_loose_values_of_issue_10_are_refused_by_name(live, changes, problem):
+    d, http = live
+    r = http.patch(d.base + "/api/settings", json=changes, timeout=20)
+    assert r.status_code == 400 and problem in r.text, r.text
+    key = next(iter(changes), None)
+    if key:
+        assert key in r.json()["problems"] or f"{key}.start" in r.json()["problems"]

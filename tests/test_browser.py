@@ -1,8 +1,8 @@
 """The phone page in real headless Chromium (Debian's /usr/bin/chromium driven by Playwright) at 390x844.
 
-One daemon on the demo feed, talking to the loopback Spotify. The tests run in order, like a new owner would:
-set the password, watch the mood, pause auto-play, connect Spotify by pasting the address back, pick the
-speaker, edit a mood's music, and hear (well, see) music start. Screenshots go to artifacts/screenshots.
+One daemon on the demo feed, talking to the loopback Spotify. Each test gets its own signed-in browser from a
+fixture and puts back what it changes, so any test passes alone (`-k`) and in any order; the first run (the
+pairing code) has a daemon of its own. Screenshots go to artifacts/screenshots.
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from tests.conftest import ARTIFACTS, PASSWORD, DaemonProcess, free_port, isolat
 from tests.fake_spotify import FakeSpotify
 
 SHOTS = ARTIFACTS / "screenshots"
+COVER_PNG = bytes.fromhex(  # a 1x1 purple PNG
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763a8b1fe0f00"
+    "03010180b7e9a6c50000000049454e44ae426082"
+)
 expect.set_options(timeout=15_000)  # a busy CI machine renders slower than a phone
 CHROMIUM_ARGS = [
     "--headless=new",
@@ -36,9 +40,7 @@ def fake():
         yield f
 
 
-@pytest.fixture(scope="module")
-def box(tmp_path_factory, fake):
-    tmp = tmp_path_factory.mktemp("browser")
+def write_config(tmp, fake) -> list[str]:
     cfg = tmp / "moodbox.toml"
     cfg.write_text(f"""
 [camera]
@@ -49,35 +51,70 @@ accounts_url = "{fake.url}"
 api_url = "{fake.api_url}"
 redirect_port = {free_port()}
 """)
-    d = DaemonProcess(tmp, ["--config", str(cfg)], isolated_env(tmp))
+    return ["--config", str(cfg)]
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory, fake):
+    tmp = tmp_path_factory.mktemp("browser")
+    d = DaemonProcess(tmp, write_config(tmp, fake), isolated_env(tmp))
     d.wait_healthy()
+    d.login().close()  # the password is set once; each test signs its own browser in
     yield d
     d.stop()
 
 
 @pytest.fixture(scope="module")
-def page(box):
+def browser():
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = browser.new_context(
-            viewport={"width": 390, "height": 844},
-            device_scale_factor=2,
-            is_mobile=True,
-            has_touch=True,
-            base_url=box.base,
-        )
-        p = context.new_page()
-        yield p
-        context.close()
-        browser.close()
+        b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def new_phone(browser, base: str) -> Page:
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True, base_url=base
+    )
+    # album covers come from Spotify's image host: answered here, so no request leaves the machine
+    context.route("https://i.scdn.co/**", lambda route: route.fulfill(body=COVER_PNG, content_type="image/png"))
+    return context.new_page()
+
+
+@pytest.fixture
+def page(browser, box):
+    """A phone signed in to the page."""
+    p = new_phone(browser, box.base)
+    p.goto("/login")
+    p.fill("input[name=password]", PASSWORD)
+    p.click("button[type=submit]")
+    expect(p.locator("body")).to_have_attribute("data-page", "now")
+    yield p
+    p.context.close()
+
+
+def api(page: Page, method: str, path: str, data: dict | None = None):
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    return page.request.fetch(path, method=method, data=data, headers={"X-CSRF-Token": token})
 
 
 def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-def test_first_run_sets_the_password_with_the_pairing_code(page, box):
+def test_first_run_sets_the_password_with_the_pairing_code(browser, fake, tmp_path):
+    box = DaemonProcess(tmp_path, write_config(tmp_path, fake), isolated_env(tmp_path))
+    box.wait_healthy()
+    page = new_phone(browser, box.base)
+    try:
+        first_run(page, box)
+    finally:
+        page.context.close()
+        box.stop()
+
+
+def first_run(page: Page, box: DaemonProcess) -> None:
     page.goto("/")
     expect(page).to_have_url(box.base + "/setup")
     shot(page, "01-setup")
@@ -145,9 +182,12 @@ def test_pause_auto_play(page, box):
     expect(page.locator("#toast")).to_contain_text("Auto-play paused")
     assert page.request.get("/api/settings").json()["autoplay"] is False
     shot(page, "03-paused")
+    button.click()
+    expect(button).to_have_text("Pause auto-play")
 
 
-def test_connect_spotify_by_pasting_the_address_back(page, box, fake):
+def connect_spotify(page: Page) -> None:
+    api(page, "POST", "/api/spotify/disconnect")
     page.goto("/settings")
     expect(page.locator("#spotify-state")).to_contain_text("Not connected")
     with page.context.expect_page() as popup_info:
@@ -168,7 +208,12 @@ def test_connect_spotify_by_pasting_the_address_back(page, box, fake):
     assert page.request.get("/api/spotify").json()["state"] == "connected"
 
 
-def test_pick_the_speaker(page):
+def test_connect_spotify_by_pasting_the_address_back(page, box, fake):
+    connect_spotify(page)
+    api(page, "POST", "/api/spotify/disconnect")
+
+
+def pick_the_speaker(page: Page) -> None:
     page.goto("/settings#speaker")
     page.click("#speaker-refresh")
     items = page.locator("#speaker-list .pick")
@@ -180,25 +225,48 @@ def test_pick_the_speaker(page):
     shot(page, "05-speaker")
 
 
+def test_pick_the_speaker(page):
+    connect_spotify(page)
+    try:
+        pick_the_speaker(page)
+    finally:
+        api(page, "POST", "/api/spotify/disconnect")
+
+
 def test_edit_a_moods_music_source(page):
+    connect_spotify(page)  # playlists are the account's own
     page.goto("/settings#music")
     row = page.locator('.music-row[data-mood="sad"]')
     row.locator(".music-kind").select_option("playlist")
     row.locator(".music-value").fill("sun")
     row.locator(".playlist-results .pick").filter(has_text="Sunday Morning").click()
-    row.locator(".music-save").click()
-    expect(page.locator("#toast")).to_contain_text("Music for sad saved")
-    music = page.request.get("/api/settings").json()["music"]["sad"]
-    assert music == {"kind": "playlist", "value": "spotify:playlist:plMine0000000000000001", "label": "Sunday Morning"}
     happy = page.locator('.music-row[data-mood="happy"]')
     happy.locator(".music-value").fill("sunny funk")
-    happy.locator(".music-save").click()
-    expect(page.locator("#toast")).to_contain_text("Music for happy saved")
+    page.click("#music-save")  # one Save for the card
+    expect(page.locator("#toast")).to_contain_text("Music saved")
+    music = page.request.get("/api/settings").json()["music"]
+    assert music["sad"] == {
+        "kind": "playlist",
+        "value": "spotify:playlist:plMine0000000000000001",
+        "label": "Sunday Morning",
+    }
+    assert music["happy"] == {"kind": "search", "value": "sunny funk", "label": ""}
     shot(page, "06-music")
+    defaults = {
+        "sad": {"kind": "search", "value": "mellow acoustic"},
+        "happy": {"kind": "search", "value": "feel good pop"},
+    }
+    assert api(page, "PATCH", "/api/settings", {"music": defaults}).ok
+    api(page, "POST", "/api/spotify/disconnect")
 
 
 def test_resuming_auto_play_starts_music_on_the_speaker(page, fake):
+    assert api(page, "PATCH", "/api/settings", {"autoplay": False}).ok
+    connect_spotify(page)
+    pick_the_speaker(page)
+    fake.requests.clear()
     page.goto("/")
+    expect(page.locator("#autoplay-toggle")).to_have_text("Resume auto-play")
     page.click("#autoplay-toggle")
     expect(page.locator("#autoplay-toggle")).to_have_text("Pause auto-play")
     deadline = time.monotonic() + 60
@@ -209,6 +277,7 @@ def test_resuming_auto_play_starts_music_on_the_speaker(page, fake):
     expect(page.locator("#playing")).not_to_contain_text("Would play", timeout=10_000)
     expect(page.locator("#playing")).to_contain_text("Living Room")
     shot(page, "07-playing")
+    api(page, "POST", "/api/spotify/disconnect")
 
 
 def test_other_pages_render(page):

@@ -294,3 +294,116 @@ def test_privacy_pause_closes_the_camera(media):
 
 def test_cv2_is_a_4x_build_with_haar():
     assert cv2.__version__.startswith("4.") and hasattr(cv2, "CascadeClassifier")
+
+
+# -- replay: max_fps, and a FIFO stream whose writer comes and goes ------------------------------------------------
+
+
+def test_replay_at_realtime_pace_is_analysed_at_most_max_fps(media, detector, classifier):
+    from device.mood import MoodEngine, MoodSettings
+    from device.pipeline import Pipeline
+
+    config = CameraConfig(source="replay", replay_path=str(media / "phone_smile.mp4"), max_fps=5, replay_loop=True)
+    feed = CameraFeed(lambda: open_camera(config))
+    pipeline = Pipeline(detector, classifier, MoodEngine(MoodSettings()))
+    stop = threading.Event()
+    runner = threading.Thread(target=pipeline.run, args=(feed, stop), kwargs={"max_fps": 5}, daemon=True)
+    start = time.monotonic()
+    runner.start()
+    time.sleep(3.0)
+    stop.set()
+    runner.join(5)
+    elapsed = time.monotonic() - start
+    feed.close()
+    assert not runner.is_alive()
+    fps = pipeline.frames / elapsed
+    assert 3.5 < fps <= 5.5, f"{pipeline.frames} frames analysed in {elapsed:.2f} s = {fps:.2f} fps at max_fps 5"
+
+
+def test_replay_max_fps_spaces_frames_in_media_time_at_either_pace(media):
+    cam = ReplayCamera(media / "phone_smile.mp4", pace="fast", max_fps=5)
+    cam.open()
+    got = frames(cam, 1000)
+    cam.close()
+    assert len(got) == 24  # 115 frames at 24.7 fps: 4.65 s of video, on a schedule of one per 0.2 s
+    gaps = [b.t - a.t for a, b in itertools.pairwise(got)]
+    assert (got[-1].t - got[0].t) / len(gaps) >= 0.2 - 1e-6  # five a second at most, on average
+    assert min(gaps) > 0.2 - 1 / cam.fps and max(gaps) < 0.2 + 1 / cam.fps
+    assert got[0].grey.shape == (336, 596)
+
+
+class Y4MWriter:
+    """A program feeding a FIFO with a YUV4MPEG2 stream: `frames` frames of one grey level, then it closes."""
+
+    def __init__(self, path, frames: int, level: int, after: float = 0.0) -> None:
+        self.path, self.frames, self.level, self.after = path, frames, level, after
+        self.thread = threading.Thread(target=self._write, daemon=True)
+        self.thread.start()
+
+    def _write(self) -> None:
+        time.sleep(self.after)
+        with open(self.path, "wb") as f:
+            f.write(b"YUV4MPEG2 W64 H48 F10:1 Ip A1:1 C420jpeg\n")
+            for _ in range(self.frames):
+                f.write(b"FRAME\n" + bytes([self.level]) * (64 * 48) + bytes([128]) * (64 * 24))
+
+
+def test_a_fifo_replay_reopens_when_its_writer_goes_and_a_new_one_comes(tmp_path):
+    import os
+
+    fifo = tmp_path / "camera.y4m"
+    os.mkfifo(fifo)
+    cam = ReplayCamera(fifo, pace="fast", loop=True, writer_wait=2.0)
+    first = Y4MWriter(fifo, 15, 60, after=0.2)
+    cam.open()
+    second = Y4MWriter(fifo, 15, 200, after=0.5)  # starts after the first has gone
+    got = frames(cam, 30)
+    first.thread.join(2)
+    second.thread.join(2)
+    assert len(got) == 30
+    assert all(b.t > a.t for a, b in itertools.pairwise(got)), "times keep growing across writers"
+    levels = [int(f.grey[0, 0]) for f in got]
+    assert levels[0] < 100 and levels[-1] > 150 and levels == sorted(levels)
+    start = time.monotonic()
+    with pytest.raises(CameraError, match="writer closed"):  # no third writer: the feed retries, never hangs
+        cam.read()
+    assert time.monotonic() - start < 4
+    cam.close()
+
+
+def test_the_feed_picks_up_a_fifo_whose_writer_was_away_for_long(tmp_path):
+    import os
+
+    fifo = tmp_path / "camera.y4m"
+    os.mkfifo(fifo)
+
+    def opener():
+        cam = ReplayCamera(fifo, pace="fast", loop=True, writer_wait=0.3)
+        cam.open()
+        return cam
+
+    feed = CameraFeed(opener, backoff=(0.1, 0.2))
+    stop = threading.Event()
+    Y4MWriter(fifo, 3, 60)
+    assert [feed.next_frame(stop) is not None for _ in range(3)] == [True] * 3
+    Y4MWriter(fifo, 3, 200, after=1.5)  # longer than the camera waits: the feed reports, retries, recovers
+    frame = feed.next_frame(stop)
+    assert frame is not None and int(frame.grey[0, 0]) > 150 and feed.state == "live"
+    assert feed.failures == 0
+    feed.close()
+
+
+def test_a_fifo_without_a_writer_is_a_clear_error_not_a_hang(tmp_path):
+    import os
+
+    fifo = tmp_path / "camera.y4m"
+    os.mkfifo(fifo)
+    start = time.monotonic()
+    with pytest.raises(CameraError, match="no writer: start the program that feeds it"):
+        ReplayCamera(fifo, writer_wait=0.3).open()
+    assert time.monotonic() - start < 2
+    Y4MWriter(fifo, 2, 60)
+    cam = ReplayCamera(fifo, pace="fast", loop=False, writer_wait=2.0)
+    cam.open()
+    assert len(frames(cam, 10)) == 2 and cam.read() is None  # replay_loop = false: the stream's end ends it
+    cam.close()

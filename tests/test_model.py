@@ -105,3 +105,67 @@ def test_keras_port_reproduces_the_pytorch_model(tmp_path, private_test):
             m.running_var.uniform_(0.5, 2)
     torch.save({"model": net.state_dict()}, tmp_path / "random.pt")
     assert torch_keras_gap(tmp_path / "random.pt", private_test.images[:16]) < 1e-5
+
+
+def test_training_killed_mid_epoch_resumes_where_it_stopped(tmp_path):
+    """A run stopped right after a mid-epoch save continues at the next batch and ends as an unbroken run does."""
+    env = isolated_env(tmp_path)
+    common = ["models.train", "--train-faces", "320", "--batch", "32", "--epochs", "1", "--threads", "1"]
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    _run([*common, "--out", str(whole)], env)
+    r = _run([*common, "--out", str(broken), "--stop-after-batches", "4"], env)
+    assert "stopped in epoch 1 after batch 4" in r.stdout and not (broken / "train_log.jsonl").exists()
+    r = _run([*common, "--out", str(broken)], env)
+    assert "resumed from" in r.stdout and "in epoch 1 at batch 4/10" in r.stdout
+    a, b = (json.loads((d / "train_log.jsonl").read_text().splitlines()[-1]) for d in (whole, broken))
+    assert b["epoch"] == 1
+    assert b["loss"] == pytest.approx(a["loss"], abs=0.02)
+    assert b["public_test"]["acc"] == pytest.approx(a["public_test"]["acc"], abs=0.02)
+
+
+def test_gpu_script_packs_trains_and_unpacks_at_a_tiny_size(tmp_path):
+    """The borrowed-GPU route end to end on the CPU: pack, train under a time budget, weights back, checkpoint."""
+    import torch
+
+    from models.gpu import FILE_LIMIT, FILES_BACK, SEND_LIMIT, pack
+    from models.vgg16_torch import VGG16
+
+    full = pack(tmp_path / "full")  # the real pack must fit beside the work tree
+    assert full["training_faces"] == 28709 and full["publictest_faces"] == 3589
+    assert full["total_bytes"] <= SEND_LIMIT
+    env = isolated_env(tmp_path)
+    _run(["models.gpu", "pack", "--faces", "256", "--out", str(tmp_path / "pack")], env)
+    out = tmp_path / "out"
+    args = ["--pack", str(tmp_path / "pack"), "--out", str(out), "--minutes", "0.1"]
+    _run(["models.gpu", "train", *args, "--epochs", "2", "--batch", "32", "--threads", "1"], env)
+    files = list(out.iterdir())
+    assert 2 <= len(files) <= FILES_BACK and all(f.stat().st_size <= FILE_LIMIT for f in files)
+    assert (out / "train_log.jsonl").read_text().strip()
+    _run(["models.gpu", "unpack", str(out), "--to", str(tmp_path / "ckpt" / "best.pt")], env)
+    net = VGG16()
+    net.load_state_dict(torch.load(tmp_path / "ckpt" / "best.pt", weights_only=False)["model"])
+    assert net(torch.full((1, 1, 48, 48), 128.0)).shape == (1, 7)
+
+
+def test_recovered_weights_match_the_shipped_model():
+    """models.recover rebuilds a trainable float model that agrees with the int8 file."""
+    from models.convert import representative_faces
+    from models.recover import agreement, rebuild
+
+    model = REPO / "models" / "emotion_vgg16_int8.tflite"
+    check = agreement(rebuild(model, representative_faces(700, seed=11)), model, n=200)
+    assert check["same_top_emotion"] >= 0.95, check
+
+
+def test_realval_evaluation_matches_the_committed_metadata(classifier):
+    """Every real photo through the device pipeline gives the numbers the model card and metadata state."""
+    from models.realval import evaluate_realval
+
+    result = evaluate_realval(classifier.path)["int8"]
+    acc = classifier.meta["accuracy"]
+    assert result["photos"] == 243
+    assert result["accuracy_all"] == pytest.approx(acc["realval_int8"], abs=0.005)
+    assert result["macro_f1"] == pytest.approx(acc["realval_macro_f1_int8"], abs=0.005)
+    assert result["detection_misses"] == acc["realval_detection_misses"]
+    card = (REPO / "models" / "MODEL_CARD.md").read_text()
+    assert "Real photos, whole pipeline" in card and f"{100 * acc['realval_int8']:.2f}%" in card

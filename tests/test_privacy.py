@@ -7,6 +7,7 @@ where it can write, is checked for image data.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -14,7 +15,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO, free_port, isolated_env, login
+from tests.mqtt_broker import Broker, Listener
 
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"GIF8", b"II*\x00", b"MM\x00*", b"RIFF", b"P5", b"P6", b"\x93NUMPY")
 IMAGE_SUFFIX = re.compile(r"\.(jpe?g|png|bmp|gif|tiff?|webp|pgm|ppm|npy|npz|yuv|raw|h264|mp4|avi|mkv)$", re.I)
@@ -121,10 +125,32 @@ def test_replay_writes_no_image_and_opens_no_remote_connection(tmp_path, media):
     assert remote_connects(trace) == []
 
 
+def assert_only_text_or_json(messages: list) -> None:
+    """Every MQTT payload is UTF-8 text, JSON or a printable line, and small: never a picture."""
+    assert messages, "nothing was published over MQTT: the check is real only with Home Assistant on"
+    for m in messages:
+        assert not any(m.payload.startswith(magic) for magic in IMAGE_MAGIC), m.topic
+        assert len(m.payload) < 4096, (m.topic, len(m.payload))
+        try:
+            text = m.payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise AssertionError(f"{m.topic}: a binary payload") from None
+        if text.startswith(("{", "[")):
+            json.loads(text)
+        else:
+            assert text.isprintable(), (m.topic, text[:80])
+
+
 def test_the_running_daemon_writes_no_image_and_serves_none(tmp_path):
     since = time.time() - 1
     port = free_port()
-    proc, trace = traced([sys.executable, "-m", "device", "run", "--port", str(port)], tmp_path)
+    broker = Broker(tmp_path / "mosquitto").start()  # with Home Assistant (MQTT) on: nothing but text goes there
+    config = tmp_path / "moodbox.toml"
+    config.write_text(broker.toml())
+    everything = Listener(broker, "#")
+    proc, trace = traced(
+        [sys.executable, "-m", "device", "--config", str(config), "run", "--port", str(port)], tmp_path
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -145,9 +171,23 @@ def test_the_running_daemon_writes_no_image_and_serves_none(tmp_path):
         assert http.get(base + "/api/preview.jpg", timeout=5).status_code == 403  # off unless the owner allows it
     finally:
         stop_traced(proc)
+        everything.close()
+        broker.kill()
     assert "face_detection_full_range" in trace.read_text()
+    assert f"sin_port=htons({broker.port})" in trace.read_text(), "strace saw the connection to the MQTT broker"
     assert_no_images(trace, tmp_path, since)
     assert remote_connects(trace) == []
+    assert_only_text_or_json(everything.messages)
+    assert any(m.topic == "moodbox/test/mood" for m in everything.messages)
+
+
+def test_the_mqtt_check_catches_a_picture():
+    from tests.mqtt_broker import Message
+
+    assert_only_text_or_json([Message(0, "moodbox/test/mood", b"happy", True)])
+    for payload in (b"\xff\xd8\xff\xe0" + bytes(100), b"\x89PNG\r\n", bytes(range(256)), b"x" * 5000):
+        with pytest.raises(AssertionError):
+            assert_only_text_or_json([Message(0, "moodbox/test/mood", payload, True)])
 
 
 def test_the_checker_catches_an_image_write(tmp_path):

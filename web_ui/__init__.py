@@ -1,4 +1,4 @@
-"""Moodbox's local web page (Flask), served inside the daemon by waitress."""
+"""Moodbox's local web page (Flask), served inside the daemon by web_ui/server.py."""
 
 from web_ui.app import create_app
 

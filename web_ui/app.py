@@ -1,6 +1,6 @@
 """The Flask app: pages, JSON API, live events (SSE), login, and the health check.
 
-Served by waitress inside the daemon. The page works offline on the home network: every asset is served here.
+Served inside the daemon by web_ui/server.py. The page works offline on the home network: every asset is served here.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator
 from typing import Any, Protocol
 
 from flask import Flask, Response, abort, g, jsonify, redirect, render_template, request, session, url_for
@@ -18,13 +17,28 @@ from werkzeug.exceptions import HTTPException
 from device.events import EMOTIONS
 from device.player import PlayerError
 from device.settings import SettingsError
-from web_ui.auth import LoginLimiter, Owner, csrf_ok, new_csrf, secret_key
+from device.storage import StorageError
+from web_ui import homeassistant
+from web_ui.auth import (
+    BROWSER_COOKIE,
+    BROWSER_SECONDS,
+    KnownBrowsers,
+    Owner,
+    Sessions,
+    csrf_ok,
+    new_csrf,
+    secret_key,
+)
+from web_ui.hosts import OwnNames
+from web_ui.live import RETRY_AFTER_SECONDS, LiveFeed
 from web_ui.openapi import OPENAPI
+from web_ui.signin_limits import SigninLimits, address_key
 
 log = logging.getLogger(__name__)
-KEEPALIVE_SECONDS = 15.0
+MAX_JSON_DEPTH = 16
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data: blob: https://i.scdn.co; "  # album covers from Spotify's image host, no other
     "frame-src https://www.youtube-nocookie.com; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
@@ -62,6 +76,32 @@ def bad_request(message: str, **extra: Any) -> Response:
     return resp
 
 
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object from a request body, at most MAX_JSON_DEPTH deep; ValueError naming what is wrong."""
+
+    def no_constant(name: str) -> None:
+        raise ValueError(f"{name} is not a JSON number: send a finite number")
+
+    try:
+        data = json.loads(raw, parse_constant=no_constant)
+    except RecursionError:
+        raise ValueError(f"the JSON is nested too deeply: at most {MAX_JSON_DEPTH} levels") from None
+    except UnicodeDecodeError:
+        raise ValueError("the body is not UTF-8 text: send JSON in UTF-8") from None
+    except ValueError as exc:
+        raise ValueError(f"the body is not valid JSON ({exc}): send a JSON object") from None
+    if not isinstance(data, dict):
+        raise ValueError("send a JSON object ({...}), not " + type(data).__name__)
+    level, todo = 1, [data]
+    while todo:
+        if level > MAX_JSON_DEPTH:
+            raise ValueError(f"the JSON is nested too deeply: at most {MAX_JSON_DEPTH} levels")
+        todo = [v for item in todo for v in (item.values() if isinstance(item, dict) else item)]
+        todo = [v for v in todo if isinstance(v, dict | list)]
+        level += 1
+    return data
+
+
 def create_app(box: Box) -> Flask:
     app = Flask(__name__)
     app.config.update(
@@ -74,7 +114,7 @@ def create_app(box: Box) -> Flask:
         JSON_SORT_KEYS=False,
     )
     owner = Owner(box.store, box.state_dir)
-    limiter = LoginLimiter()
+    sessions, limits, browsers = Sessions(box.store), SigninLimits(box.store), KnownBrowsers(app.config["SECRET_KEY"])
     app.extensions["moodbox_owner"] = owner
     code = owner.pairing_code()
     if code:
@@ -82,11 +122,17 @@ def create_app(box: Box) -> Flask:
 
     # -- every request ---------------------------------------------------------------------------------------
     def signed_in() -> bool:
-        return bool(session.get("user")) and session.get("v") == owner.version
+        return (
+            session.get("user") == "owner" and session.get("v") == owner.version and sessions.alive(session.get("sid"))
+        )
+
+    own_names = OwnNames()
 
     @app.before_request
     def _guard():
         g.api = request.path.startswith("/api/")
+        if (refused := own_names.refusal(request.environ)) is not None:  # DNS rebinding, other sites' forms
+            return jsonify({"error": refused[1]}), refused[0]
         if request.path in OPEN_PATHS or request.path.startswith("/static/"):
             return None
         if not signed_in():
@@ -104,7 +150,9 @@ def create_app(box: Box) -> Flask:
     def _headers(resp: Response) -> Response:
         resp.headers["Content-Security-Policy"] = CSP
         resp.headers["X-Content-Type-Options"] = "nosniff"
-        resp.headers["Referrer-Policy"] = "no-referrer"
+        # not "no-referrer": with it browsers send "Origin: null" on the page's own forms, and the Origin check
+        # (web_ui/hosts.py) must tell those from other sites' forms. No address leaves the box either way.
+        resp.headers["Referrer-Policy"] = "same-origin"
         resp.headers["X-Frame-Options"] = "DENY"
         resp.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
         if not request.path.startswith("/static/"):
@@ -117,16 +165,25 @@ def create_app(box: Box) -> Flask:
             return jsonify({"error": exc.description or exc.name}), exc.code
         return render_template("error.html", code=exc.code, message=exc.description, page=""), exc.code
 
+    @app.errorhandler(StorageError)
+    def _not_saved(exc: StorageError):
+        """A full disk or a read-only or damaged state folder: a state with a cause and a fix, not a crash."""
+        answer = {"error": f"not saved: {exc.cause}", "fix": exc.fix, "storage": exc.problem}
+        return jsonify(answer), exc.http_status, {"Retry-After": "60"}
+
     @app.errorhandler(Exception)
     def _crash(exc: Exception):
         log.exception("request %s %s failed", request.method, request.path)
         return jsonify({"error": f"internal error ({type(exc).__name__}); see the log"}), 500
 
     def body() -> dict[str, Any]:
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
-            abort(400, description="send a JSON object (Content-Type: application/json)")
-        return data
+        """The request's JSON object; anything else (not JSON, too deep, NaN, too big) is a 4xx, never a 500."""
+        if not request.is_json:
+            abort(400, description="send a JSON object with Content-Type: application/json")
+        try:
+            return json_object(request.get_data(cache=True))
+        except ValueError as exc:
+            abort(400, description=str(exc))
 
     def page(name: str):
         if "csrf" not in session:
@@ -146,19 +203,44 @@ def create_app(box: Box) -> Flask:
         session.setdefault("csrf", new_csrf())
         return render_template(f"{name}.html", page=name, error=error, csrf=session["csrf"]), status, headers or {}
 
-    def refused(name: str, client: str):
-        """The answer to a sign-in form that must not be tried now (too many failures, or a stale form)."""
-        wait = limiter.retry_after(client)
-        if wait:
-            return form(name, f"too many tries: wait {math.ceil(wait)} s", 429, {"Retry-After": str(math.ceil(wait))})
+    def signin_key() -> tuple[str, bool]:
+        """Whose tries these are: a known browser's own, or else its address's (anonymous)."""
+        browser = browsers.browser(request.cookies.get(BROWSER_COOKIE))
+        return (f"browser:{browser}", False) if browser else (address_key(request.remote_addr), True)
+
+    def refused(name: str, key: str, anonymous: bool):
+        """The answer to a sign-in form that must not be tried now (a stale form, or a wait), else None; a try
+        that goes ahead is counted until it succeeds."""
         if not csrf_ok(session.get("csrf"), request.form.get("csrf_token")):
             return form(name, "the form expired: try again", 400)
+        if wait := math.ceil(limits.try_now(key, anonymous)):
+            return form(name, f"too many tries: wait {wait} s", 429, {"Retry-After": str(wait)})
         return None
 
-    def sign_in() -> None:
+    def wrong(name: str, message: str, key: str, anonymous: bool):
+        wait = math.ceil(limits.failed(key, anonymous))
+        if not wait:
+            return form(name, message, 401 if name == "login" else 400)
+        return form(
+            name,
+            f"{message}; wait {wait} s before the next try",
+            401 if name == "login" else 400,
+            {"Retry-After": str(wait)},
+        )
+
+    def sign_in(keep_csrf: bool = False) -> None:
+        """A new session (a new id, so none from before sign-in lives on), counted from now."""
+        csrf = session.get("csrf") if keep_csrf else None
+        sessions.end(session.get("sid"))
         session.clear()
-        session.update(user="owner", v=owner.version, csrf=new_csrf())
+        session.update(user="owner", sid=sessions.start(), v=owner.version, csrf=csrf or new_csrf())
         session.permanent = True
+
+    def known_browser(resp: Response) -> Response:
+        """Mark this browser as the owner's, so that no address limit ever keeps it out."""
+        token = browsers.token(browsers.browser(request.cookies.get(BROWSER_COOKIE)))
+        resp.set_cookie(BROWSER_COOKIE, token, max_age=BROWSER_SECONDS, httponly=True, samesite="Strict")
+        return resp
 
     @app.route("/setup", methods=["GET", "POST"])
     def setup():
@@ -166,42 +248,52 @@ def create_app(box: Box) -> Flask:
             return redirect(url_for("login"))
         if request.method == "GET":
             return form("setup")
-        client = request.remote_addr or "?"
-        if (answer := refused("setup", client)) is not None:
-            return answer
         if request.form.get("password", "") != request.form.get("password2", ""):
-            return form("setup", "the two passwords differ", 400)
+            return form("setup", "the two passwords differ", 400)  # checked first: no try at the code is used
+        key, anonymous = signin_key()
+        if (answer := refused("setup", key, anonymous)) is not None:
+            return answer
         try:
             owner.set_first_password(request.form.get("code", ""), request.form.get("password", ""))
         except PermissionError as exc:
-            limiter.failed(client)
-            return form("setup", str(exc), 400)
+            return wrong("setup", str(exc), key, anonymous)
         except ValueError as exc:
+            limits.succeeded(key)  # the code was right
             return form("setup", str(exc), 400)
+        limits.succeeded(key)
         sign_in()
-        return redirect(url_for("now"))
+        return known_browser(redirect(url_for("now")))
 
     @app.route("/login", methods=["GET", "POST"])
     def login():
         if not owner.has_password:
             return redirect(url_for("setup"))
         if request.method == "GET":
-            return form("login")
-        client = request.remote_addr or "?"
-        if (answer := refused("login", client)) is not None:
+            return form("login", "Signed out everywhere: sign in again." if "ended" in request.args else None)
+        key, anonymous = signin_key()
+        if (answer := refused("login", key, anonymous)) is not None:
             return answer
         if not owner.check(request.form.get("password", "")):
-            limiter.failed(client)
-            return form("login", "wrong password", 401)
-        limiter.succeeded(client)
+            return wrong("login", "wrong password", key, anonymous)
+        limits.succeeded(key)
         sign_in()
         target = request.args.get("next", "/")
-        return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+        return known_browser(redirect(target if target.startswith("/") and not target.startswith("//") else "/"))
 
     @app.post("/logout")
     def logout():
+        sessions.end(session.get("sid"))
         session.clear()
         return redirect(url_for("login"))
+
+    @app.post("/signout-everywhere")
+    def signout_everywhere():
+        """Every session on every browser ends, this one too, and so do their live streams."""
+        ended = sessions.end_all()
+        owner.new_version()
+        session.clear()
+        log.warning("signed out everywhere: %d session(s) ended", ended)
+        return redirect(url_for("login", ended=ended))
 
     # -- pages ----------------------------------------------------------------------------------------------
     @app.get("/")
@@ -225,22 +317,22 @@ def create_app(box: Box) -> Flask:
     def state():
         return jsonify(box.view.snapshot())
 
+    live = LiveFeed(box.view)
+    app.extensions["moodbox_live"] = live
+
     @app.get("/api/events")
     def events():
-        signed_in_as = session.get("v")
-
-        def stream() -> Iterator[str]:
-            version = -1
-            yield "retry: 2000\n\n"
-            while owner.version == signed_in_as:  # a password change or reset ends open streams too
-                if box.view.wait_for_change(version, KEEPALIVE_SECONDS):
-                    snap = box.view.snapshot()
-                    version = snap["version"]
-                    yield f"event: state\ndata: {json.dumps(snap, separators=(',', ':'))}\n\n"
-                else:
-                    yield ": keepalive\n\n"
-
-        return Response(stream(), mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"})
+        """Server-sent events, capped per sign-in and in all; a stream ends after 5 minutes (the page reconnects)
+        and when its sign-in ends (logout, sign out everywhere, a new password)."""
+        sid, version = session.get("sid"), session.get("v")
+        stream = live.open(str(sid), lambda: owner.version == version and sessions.alive(sid))
+        if stream is None:
+            wait = str(RETRY_AFTER_SECONDS)
+            message = live.refusal(str(sid)) + f"; the page polls /api/state meanwhile (retry in {wait} s)"
+            return jsonify({"error": message}), 503, {"Retry-After": wait}
+        return Response(
+            stream, mimetype="text/event-stream", headers={"X-Accel-Buffering": "no"}, direct_passthrough=True
+        )
 
     @app.get("/api/openapi.json")
     def openapi():
@@ -261,9 +353,10 @@ def create_app(box: Box) -> Flask:
 
     @app.post("/api/autoplay")
     def autoplay():
-        enabled = body().get("enabled")
-        if not isinstance(enabled, bool):
-            return bad_request('send {"enabled": true or false}')
+        data = body()
+        enabled = data.get("enabled")
+        if not isinstance(enabled, bool) or set(data) != {"enabled"}:
+            return bad_request('send {"enabled": true or false} and nothing else')
         return jsonify(box.update_settings({"autoplay": enabled}).model_dump())
 
     @app.post("/api/skip")
@@ -307,7 +400,16 @@ def create_app(box: Box) -> Flask:
     @app.get("/api/spotify")
     def spotify_status():
         auth = box.spotify_auth
-        return jsonify({"state": auth.state, "redirect_uri": auth.redirect_uri, "configured": auth.configured})
+        page_id = box.settings.spotify_client_id
+        client_id_from = "" if not auth.client_id else "page" if auth.client_id == page_id else "config"
+        return jsonify(
+            {
+                "state": auth.state,
+                "redirect_uri": auth.redirect_uri,
+                "configured": auth.configured,
+                "client_id_from": client_id_from,  # "config": the config file's; the page cannot change it
+            }
+        )
 
     @app.post("/api/spotify/connect")
     def spotify_connect():
@@ -356,14 +458,23 @@ def create_app(box: Box) -> Flask:
         old, new = data.get("old"), data.get("new")
         if not isinstance(old, str) or not isinstance(new, str):
             return bad_request('send {"old": ..., "new": ...}')
+        key = sessions.limit_key(session["sid"])
+        if wait := math.ceil(limits.try_now(key, anonymous=False)):
+            error = f"too many wrong current passwords: wait {wait} s and try again"
+            return jsonify({"error": error}), 429, {"Retry-After": str(wait)}
         try:
             owner.change_password(old, new)
         except PermissionError as exc:
+            if wait := math.ceil(limits.failed(key, anonymous=False)):
+                return jsonify({"error": f"{exc}; wait {wait} s before the next try"}), 403, {"Retry-After": str(wait)}
             return jsonify({"error": str(exc)}), 403
         except ValueError as exc:
+            limits.succeeded(key)  # the current password was right
             return bad_request(str(exc))
-        session.update(v=owner.version, csrf=new_csrf())
-        return jsonify({"ok": True})
+        limits.succeeded(key)
+        ended = sessions.end_all()  # every other browser signs in again with the new password
+        sign_in(keep_csrf=True)  # this one goes on, under a new session id
+        return jsonify({"ok": True, "signed_out": ended - 1})
 
     # -- the owner's live preview (off unless turned on; memory only, never stored) ----------------------------
     @app.get("/api/preview.jpg")
@@ -380,5 +491,6 @@ def create_app(box: Box) -> Flask:
             return jsonify({"error": "could not encode the frame"}), 503
         return Response(jpeg.tobytes(), mimetype="image/jpeg", headers={"Cache-Control": "no-store, max-age=0"})
 
+    homeassistant.add_routes(app, box, body)  # Settings → Home Assistant (MQTT)
     app.jinja_env.globals["now"] = time.time
     return app

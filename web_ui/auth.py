@@ -1,32 +1,41 @@
 """Who may use the page: one owner password (scrypt), set on first run with a one-time pairing code.
 
 - Every page and API needs a signed-in session, except /healthz.
-- Sessions are Flask's signed cookies (HttpOnly, SameSite=Strict) carrying a CSRF token; every state-changing
-  request must send that token back (X-CSRF-Token header or csrf_token form field).
-- Failed logins are rate-limited per client and in total.
-- Changing the password signs every other session out.
+- A session is a record in the settings database; the browser holds its id in Flask's signed cookie (HttpOnly,
+  SameSite=Strict), with a CSRF token that every state-changing request must send back (X-CSRF-Token header or
+  csrf_token form field). Logging out, "sign out everywhere", a password change or reset, and 7 days unused
+  end it; so does its 30th day.
+- A browser that has signed in once keeps a signed "known browser" cookie for a year: its sign-ins are limited
+  on their own, never by its address (web_ui/signin_limits.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import os
 import secrets
+import sqlite3
 import threading
 import time
-from collections import defaultdict, deque
 from pathlib import Path
 
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from device.store import Store
+from device.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 OWNER_KEY = "_owner"  # {"hash": ..., "version": n}
 PAIRING_FILE = "pairing-code"
 MIN_PASSWORD = 8
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
+SESSION_IDLE_SECONDS = 7 * 86400  # a session unused this long is over
+SESSION_LONGEST_SECONDS = 30 * 86400  # and none lasts longer (the cookie's own lifetime)
+SEEN_EVERY_SECONDS = 60  # how often a session's "last seen" is written (not on every request)
+BROWSER_COOKIE = "moodbox_browser"
+BROWSER_SECONDS = 365 * 86400
 
 
 def secret_key(state_dir: Path) -> bytes:
@@ -95,11 +104,16 @@ class Owner:
         """Forget the password (for someone with a shell on the box who forgot it); returns a new pairing code."""
         # Keep counting versions, so that sessions signed in before the reset stay signed out.
         self.store.set(OWNER_KEY, {"hash": None, "version": self.version + 1})
+        self.store.sessions_end()
         (self.state_dir / PAIRING_FILE).unlink(missing_ok=True)
         code = self.pairing_code()
         assert code is not None
         log.warning("the page's password was reset from the command line; new pairing code issued")
         return code
+
+    def new_version(self) -> None:
+        """Count one more version without changing the password: every session's live stream ends."""
+        self.store.set(OWNER_KEY, {**(self.store.get(OWNER_KEY) or {}), "version": self.version + 1})
 
     def change_password(self, old: str, new: str) -> None:
         if not self.check(old):
@@ -118,42 +132,76 @@ class Owner:
         return bool(stored) and isinstance(password, str) and check_password_hash(stored, password)
 
 
-class LoginLimiter:
-    """At most `per_client` failures per client and `total` overall in `window` seconds."""
+def _hashed(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
-    def __init__(self, per_client: int = 5, total: int = 30, window: float = 300.0) -> None:
-        self.per_client, self.total, self.window = per_client, total, window
-        self._by_client: dict[str, deque[float]] = defaultdict(deque)
-        self._all: deque[float] = deque()
-        self._lock = threading.Lock()
 
-    def _trim(self, q: deque[float], now: float) -> None:
-        while q and q[0] <= now - self.window:
-            q.popleft()
+class Sessions:
+    """Server-side sessions: the database keeps a hash of each id, so a copy of it signs nobody in."""
 
-    def retry_after(self, client: str) -> float:
-        """Seconds this client must wait before trying again (0 = may try now)."""
-        now = time.monotonic()
-        with self._lock:
-            q = self._by_client[client]
-            self._trim(q, now)
-            self._trim(self._all, now)
-            waits = []
-            if len(q) >= self.per_client:
-                waits.append(q[0] + self.window - now)
-            if len(self._all) >= self.total:
-                waits.append(self._all[0] + self.window - now)
-            return max(waits, default=0.0)
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
-    def failed(self, client: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._by_client[client].append(now)
-            self._all.append(now)
+    def start(self) -> str:
+        now = time.time()
+        self.store.sessions_end(idle_before=now - SESSION_IDLE_SECONDS)  # tidy up the ones nobody ended
+        token = secrets.token_urlsafe(32)
+        self.store.session_start(_hashed(token), now)
+        return token
 
-    def succeeded(self, client: str) -> None:
-        with self._lock:
-            self._by_client.pop(client, None)
+    def alive(self, token: object) -> bool:
+        if not isinstance(token, str) or not token:
+            return False
+        times = self.store.session_times(_hashed(token))
+        if times is None:
+            return False
+        created, seen = times
+        now = time.time()
+        if now - seen > SESSION_IDLE_SECONDS or now - created > SESSION_LONGEST_SECONDS:
+            self._best_effort(self.store.sessions_end, sid=_hashed(token))
+            return False
+        if now - seen > SEEN_EVERY_SECONDS:
+            self._best_effort(self.store.session_seen, _hashed(token), now)
+        return True
+
+    def end(self, token: object) -> None:
+        if isinstance(token, str) and token:
+            self.store.sessions_end(sid=_hashed(token))
+
+    def end_all(self) -> int:
+        return self.store.sessions_end()
+
+    def limit_key(self, token: str) -> str:
+        """The name the current-password limit counts this session's tries under."""
+        return "session:" + _hashed(token)[:32]
+
+    @staticmethod
+    def _best_effort(write, *args, **kwargs) -> None:
+        """Bookkeeping that may fail on a full or read-only disk without signing anyone out."""
+        try:
+            write(*args, **kwargs)
+        except (sqlite3.Error, StoreError, OSError) as exc:
+            log.debug("session bookkeeping not saved: %s", exc)
+
+
+class KnownBrowsers:
+    """Signed, year-long ids for the browsers that have signed in; their tries are not limited by address."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._signer = URLSafeTimedSerializer(secret, salt="moodbox-known-browser")
+
+    def token(self, browser: str | None = None) -> str:
+        return self._signer.dumps(browser or secrets.token_urlsafe(16))
+
+    def browser(self, token: str | None) -> str | None:
+        """The browser's id when its cookie is genuine and less than a year old, else None."""
+        if not token:
+            return None
+        try:
+            value = self._signer.loads(token, max_age=BROWSER_SECONDS)
+        except BadSignature:
+            return None
+        return value if isinstance(value, str) and value else None
 
 
 def new_csrf() -> str:

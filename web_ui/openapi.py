@@ -1,4 +1,8 @@
-"""OpenAPI 3.1 description of the page's JSON API (served at /api/openapi.json; the fuzz tests read it)."""
+"""OpenAPI 3.1 description of the page's JSON API (served at /api/openapi.json; the fuzz tests read it).
+
+The settings and auto-play bodies are the contract, exactly: the API accepts a body if and only if it is valid
+against these schemas (tests/test_api_fuzz.py checks that with a JSON Schema validator as the oracle).
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,15 @@ _MUSIC = {
         "value": {"type": "string", "maxLength": 200},
         "label": {"type": "string", "maxLength": 200},
     },
+    # a search needs words, a playlist its address: neither may be empty (or only spaces)
+    "if": {"required": ["kind"], "properties": {"kind": {"enum": ["search", "playlist"]}}},
+    "then": {"required": ["value"], "properties": {"value": {"pattern": "\\S"}}},
 }
+_HHMM = {"type": "string", "minLength": 5, "maxLength": 5, "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}
 SETTINGS_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
+    "minProperties": 1,
     "properties": {
         "autoplay": {"type": "boolean"},
         "speaker": {"type": "string", "maxLength": 100},
@@ -32,15 +41,27 @@ SETTINGS_SCHEMA = {
             "additionalProperties": False,
             "properties": {
                 "enabled": {"type": "boolean"},
-                "start": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
-                "end": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
+                "start": _HHMM,
+                "end": _HHMM,
             },
         },
         "camera_source": {"type": "string", "enum": ["auto", "picamera2", "v4l2", "replay", "demo"]},
         "privacy_mode": {"type": "boolean"},
         "history_days": {"type": "integer", "minimum": 1, "maximum": 365},
         "preview_allowed": {"type": "boolean"},
+        "spotify_client_id": {
+            "anyOf": [
+                {"type": "string", "const": ""},
+                {"type": "string", "minLength": 32, "maxLength": 32, "pattern": "^[0-9a-fA-F]{32}$"},
+            ]
+        },
     },
+}
+AUTOPLAY_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["enabled"],
+    "properties": {"enabled": {"type": "boolean"}},
 }
 
 
@@ -55,6 +76,8 @@ def _op(summary: str, body: dict | None = None, query: list[dict] | None = None,
     }
     if changes:
         op["responses"]["403"] = {"description": "missing or wrong CSRF token"}
+        op["responses"]["503"] = {"description": "not saved: the state folder is read-only or damaged (see /healthz)"}
+        op["responses"]["507"] = {"description": "not saved: the state folder's disk is full (see /healthz)"}
         op["x-state-changing"] = True
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
@@ -84,7 +107,7 @@ OPENAPI = {
         "/api/autoplay": {
             "post": _op(
                 "pause or resume auto-play",
-                {"type": "object", "required": ["enabled"], "properties": {"enabled": {"type": "boolean"}}},
+                AUTOPLAY_SCHEMA,
                 changes=True,
             )
         },

@@ -44,7 +44,9 @@ def open_camera(config: CameraConfig) -> Camera:
     elif config.source == "replay":
         if not config.replay_path:
             raise CameraError("[camera] source = 'replay' needs [camera] replay_path (a video file or image folder)")
-        candidates = [ReplayCamera(config.replay_path, pace=config.replay_pace, loop=config.replay_loop)]
+        candidates = [
+            ReplayCamera(config.replay_path, pace=config.replay_pace, loop=config.replay_loop, max_fps=config.max_fps)
+        ]
     elif config.source == "picamera2":
         candidates = [PiCamera(config.width, config.height)]
     elif config.source == "v4l2":

@@ -66,7 +66,7 @@ def weighted_nms(
 
 
 class BlazeFace:
-    def __init__(self, variant: str = "full", min_score: float = 0.6, max_faces: int = 5, threads: int = 1) -> None:
+    def __init__(self, variant: str = "full", min_score: float = 0.6, max_faces: int = 5, threads: int = 2) -> None:
         file, self.size, layout = _MODELS[variant]
         self.name = f"blazeface-{variant}"
         self.min_score, self.max_faces = min_score, max_faces
@@ -76,6 +76,11 @@ class BlazeFace:
         self._regressors, self._scores = outputs[0]["index"], outputs[1]["index"]
         self._anchors = _anchors(self.size, layout)
         self._logit_threshold = float(np.log(min_score / (1 - min_score)))
+        # The input tensor is kept between frames: the letterbox border (black, -1) is written only when the
+        # frame's shape changes, and grey levels map to [-1, 1] through a 256-entry table instead of arithmetic.
+        self._tensor = np.full((1, self.size, self.size, 3), -1.0, np.float32)
+        self._to_input = np.arange(256, dtype=np.float32) * (2 / 255.0) - 1
+        self._shape: tuple[int, int] | None = None
 
     def detect(self, grey: np.ndarray) -> list[Face]:
         h, w = grey.shape[:2]
@@ -83,10 +88,12 @@ class BlazeFace:
         scale = self.size / side
         rw, rh = round(w * scale), round(h * scale)
         px, py = (self.size - rw) // 2, (self.size - rh) // 2
-        square = np.zeros((self.size, self.size), np.float32)
-        square[py : py + rh, px : px + rw] = cv2.resize(grey, (rw, rh), interpolation=cv2.INTER_AREA)
-        tensor = np.repeat((square * (2 / 255.0) - 1)[None, :, :, None], 3, axis=3)
-        self._interpreter.set_tensor(self._input, tensor)
+        if self._shape != (h, w):
+            self._tensor.fill(-1.0)
+            self._shape = (h, w)
+        fitted = cv2.resize(grey, (rw, rh), interpolation=cv2.INTER_AREA)
+        self._tensor[0, py : py + rh, px : px + rw] = self._to_input[fitted][:, :, None]
+        self._interpreter.set_tensor(self._input, self._tensor)
         self._interpreter.invoke()
         logits = self._interpreter.get_tensor(self._scores)[0, :, 0]
         keep = np.nonzero(logits > self._logit_threshold)[0]

@@ -24,6 +24,9 @@ class Playing:
     speaker: str = ""
     preview: bool = False  # True: nothing actually plays
     started_at: float = 0.0
+    track: str = ""  # the first track started: its title, artists and album cover (Spotify's image host)
+    artist: str = ""
+    cover: str = ""
 
 
 class Player(Protocol):

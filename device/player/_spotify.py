@@ -27,11 +27,21 @@ TRACKS_PER_PLAY = 12
 SEARCH_PAGES = 3
 TRACK_CACHE_SECONDS = 6 * 3600
 QUOTA_BACKOFF = 3600.0
+COVER_HOST = "https://i.scdn.co/"
 
 
 def _track_name(track: dict) -> str:
     artists = ", ".join(a.get("name", "?") for a in track.get("artists") or [])
     return f"{artists} - {track.get('name', '?')}"
+
+
+def _cover(track: dict) -> str:
+    """The album cover closest to 300 px, only from Spotify's image host (the page's CSP allows no other)."""
+    images = [i for i in (track.get("album") or {}).get("images") or [] if isinstance(i, dict)]
+    images = [i for i in images if str(i.get("url", "")).startswith(COVER_HOST)]
+    if not images:
+        return ""
+    return min(images, key=lambda i: abs((i.get("width") or 300) - 300))["url"]
 
 
 class SpotifyPlayer:
@@ -236,12 +246,16 @@ class SpotifyPlayer:
         self.started_uris = set(uris)
         self.state, self.message = "playing", ""
         log.info("playing %s for %s on %s (%d tracks)", source.describe(), mood, speaker["name"], len(uris))
+        first = chosen[0] if chosen else {}
         return Playing(
             mood=mood,
             source=source,
             tracks=[_track_name(t) for t in chosen[:5]],
             speaker=speaker["name"],
             started_at=time.time(),
+            track=first.get("name", ""),
+            artist=", ".join(a.get("name", "") for a in first.get("artists") or []),
+            cover=_cover(first),
         )
 
     def skip(self) -> None:

@@ -104,6 +104,16 @@ class SpotifyAuth:
         self.manager.OAUTH_TOKEN_URL = f"{accounts_url}/api/token"
         self.needs_reconnect = False
 
+    def set_client_id(self, client_id: str) -> None:
+        """A new Spotify app (entered on the page): a token from another app is no use, so it is dropped."""
+        if client_id == self.client_id:
+            return
+        if self.client_id:
+            self.disconnect()
+        self.client_id = client_id
+        self.manager.client_id = client_id or "unset"
+        log.info("Spotify app's Client ID %s", "set" if client_id else "removed")
+
     # -- state ---------------------------------------------------------------------------------------------
     @property
     def configured(self) -> bool:

@@ -1,6 +1,6 @@
 "use strict";
-// Moodbox page script. No inline scripts (the CSP forbids them), no third-party code, no polling:
-// live state arrives over Server-Sent Events from /api/events.
+// Moodbox page script. No inline scripts (the CSP forbids them), no third-party code. Live state arrives over
+// Server-Sent Events from /api/events; the page polls /api/state only while the box refuses a stream.
 (function () {
   const $ = (sel, root) => (root || document).querySelector(sel);
   const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
@@ -20,22 +20,24 @@
     t.className = "toast" + (bad ? " bad" : "");
     t.hidden = false;
     clearTimeout(toast.timer);
-    toast.timer = setTimeout(() => { t.hidden = true; }, 3500);
+    toast.timer = setTimeout(() => { t.hidden = true; }, bad ? 6000 : 3500);
   }
 
+  const UNREACHABLE = "Moodbox is not reachable: check that the phone is on the home Wi-Fi. The page keeps trying.";
   async function api(method, url, body) {
     const opts = { method, headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" };
     if (body !== undefined) {
       opts.headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(body);
     }
-    const r = await fetch(url, opts);
+    let r;
+    try { r = await fetch(url, opts); } catch (e) { throw new Error(UNREACHABLE); }  // never the browser's raw words
     let data = {};
     try { data = await r.json(); } catch (e) { /* empty body */ }
     if (r.status === 401) { location.href = "/login"; }
     if (!r.ok) {
       const problems = data.problems ? " (" + Object.entries(data.problems).map(([k, v]) => k + ": " + v).join("; ") + ")" : "";
-      const err = new Error((data.error || r.statusText) + problems);
+      const err = new Error((data.error || "Moodbox answered " + r.status + ": try again in a moment") + problems);
       err.data = data;
       throw err;
     }
@@ -64,55 +66,170 @@
   }
 
   const renderers = [];
+  // ---- the connection, shown on every page: "Live", "Lost connection, retrying", "Reconnected" ------------
+  window.moodbox.link = "connecting";
+  function setLink(state, settled) {
+    const was = window.moodbox.link;
+    if (state === "live" && was === "lost") state = "back";
+    if (state === "live" && was === "back" && !settled) return;
+    if (state === was) return;
+    window.moodbox.link = state;
+    const el = $("#live");
+    if (el) {
+      el.dataset.link = state;
+      el.textContent = { connecting: "Connecting…", live: "Live", lost: "Lost connection, retrying…", back: "Reconnected" }[state];
+    }
+    clearTimeout(setLink.timer);
+    if (state === "back") setLink.timer = setTimeout(() => setLink("live", true), 4000);
+    if (window.moodbox.lastState && (state === "lost" || was === "lost")) renderers.forEach((r) => r(window.moodbox.lastState));
+  }
+  const linkLost = () => window.moodbox.link === "lost";
+
+  function show(s) {
+    measureLatency(s);
+    window.moodbox.lastState = s;
+    renderers.forEach((r) => r(s));
+  }
+  // The box ends each stream after a few minutes; EventSource reconnects by itself. When the box refuses a
+  // stream (503: too many open), the page polls /api/state every 2 s and tries the stream again after 30 s.
+  const POLL_MS = 2000, RETRY_STREAM_MS = 30000;
+  function poll(until) {
+    window.moodbox.polling = true;
+    fetch("/api/state", { credentials: "same-origin", cache: "no-store" }).then((r) => {
+      if (r.status === 401) { location.href = "/login"; return null; }
+      return r.ok ? r.json() : null;
+    }).then((s) => { if (s) { show(s); setLink("live"); } }).catch(() => setLink("lost")).finally(() => {
+      if (Date.now() < until) setTimeout(() => poll(until), POLL_MS);
+      else { window.moodbox.polling = false; connect(); }
+    });
+  }
   function connect() {
     const es = new EventSource("/api/events");
     es.addEventListener("state", (e) => {
-      const s = JSON.parse(e.data);
-      measureLatency(s);
-      window.moodbox.lastState = s;
-      renderers.forEach((r) => r(s));
-      const live = $("#live");
-      if (live) live.classList.add("on");
+      show(JSON.parse(e.data));
+      setLink("live");
     });
-    es.onerror = () => { const live = $("#live"); if (live) live.classList.remove("on"); };
+    es.onerror = () => {
+      if (es.readyState === EventSource.CONNECTING) setLink("lost");  // dropped: EventSource retries by itself
+      if (es.readyState === EventSource.CLOSED) poll(Date.now() + RETRY_STREAM_MS);  // refused, not dropped
+    };
   }
 
   // ---- Now ----------------------------------------------------------------------------------------------
+  const feels = (m) => FEELS[m] || m;
+  const countdown = (t) => {
+    const s = Math.max(0, Math.round(t - Date.now() / 1000));
+    return s >= 3600 ? Math.floor(s / 3600) + ":" + String(Math.floor((s % 3600) / 60)).padStart(2, "0") + " h"
+      : Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+  };
+  const musicName = (desc) => { const m = /"(.*)"/.exec(desc || ""); return m ? "“" + m[1] + "”" : desc || "music"; };
+
+  // What the room's data means now: one of live, settling, nobody, starting, privacy, failing, lost.
+  function roomState(s) {
+    const cam = s.camera || {}, mood = (s.mood || {}).name || "nobody";
+    if (linkLost()) return { state: "lost", title: "Lost connection", why: "Lost connection to Moodbox: this is the last thing it said. Retrying…" };
+    if (cam.privacy_mode || cam.state === "off") return { state: "privacy", title: "Camera off", why: "Privacy mode: the camera is off, so Moodbox is not reading the room. Turn it off in Settings." };
+    if (cam.state === "retrying" || cam.state === "ended") {
+      const when = cam.state !== "retrying" ? "" : cam.retry_at && cam.retry_at > Date.now() / 1000 + 1
+        ? " Trying again in " + countdown(cam.retry_at) + "." : " Trying again now.";
+      return { state: "failing", title: "No picture", why: "The camera is not working" + (cam.error ? " (" + cam.error + ")" : "") + "." + when };
+    }
+    if (cam.state !== "live") return { state: "starting", title: "Starting", why: "Moodbox is starting: the camera is opening." };
+    if (mood === "nobody") {
+      if ((s.faces || []).length) return { state: "settling", title: "Reading…", why: "" };
+      return { state: "nobody", title: "Nobody here", why: "Nobody in view: the music carries on." };
+    }
+    return { state: "live", title: feels(mood), why: "" };
+  }
+
+  function story(s, room) {
+    const head = {
+      live: "Room: " + room.title, settling: "Room: reading the faces", nobody: "Nobody in view",
+      starting: "Moodbox is starting", privacy: "Camera off (privacy mode)", failing: "The camera is not working",
+      lost: "Lost connection to Moodbox",
+    }[room.state];
+    if (room.state === "lost") return [head, " · retrying…"];
+    const ap = s.autoplay || {}, next = ap.next, p = s.playing, player = s.player || {};
+    if (next && next.mood) {
+      const preview = player.player === "preview" || player.state === "preview";
+      const what = musicName(next.music) + (room.state === "live" && next.mood === (s.mood || {}).name ? "" : " for " + feels(next.mood));
+      if (ap.enabled === false) return [head, " → would switch to " + what + ", but auto-play is paused"];
+      const verb = preview ? " → would switch to " : " → switching to ";
+      if (next.at && next.at > Date.now() / 1000) return [head, verb + what + " in ", { count: next.at }];
+      if (next.held_by) return [head, verb + what + " when it can: " + next.held_by];
+      return [head, verb + what + " now"];
+    }
+    if (p) return [head, " · " + (p.preview ? "would play " : "playing ") + musicName(p.source.description) + (p.speaker ? " on " + p.speaker : "")];
+    return [head, " · nothing playing yet"];
+  }
+
   function initNow() {
     let autoplayOn = true;
-    renderers.push((s) => {
-      const mood = (s.mood || {}).name || "nobody";
+    const render = (s) => {
+      const room = roomState(s), mood = (s.mood || {}).name || "nobody";
+      const card = $("#mood-card");
+      card.dataset.live = room.state;
       const el = $("#mood");
-      el.textContent = mood === "nobody" ? "nobody here" : FEELS[mood] || mood;
+      const showMood = room.state === "live" || (room.state === "lost" && mood !== "nobody");
+      el.textContent = showMood ? feels(mood) : room.title;
       el.dataset.mood = mood;
-      document.documentElement.style.setProperty("--mood", MOOD_COLOURS[mood] || MOOD_COLOURS.nobody);
-      const conf = mood === "nobody" ? 0 : (s.mood || {}).confidence || 0;
+      document.documentElement.style.setProperty("--mood", MOOD_COLOURS[showMood ? mood : "nobody"] || MOOD_COLOURS.nobody);
+      const conf = room.state === "live" ? (s.mood || {}).confidence || 0 : 0;
       $("#confidence-bar").style.width = pct(conf);
-      $("#confidence").textContent = mood === "nobody" ? "" : pct(conf) + " sure · since " + ago(s.mood.since);
+      $("#confidence").textContent = room.state === "live" ? pct(conf) + " sure, for " + ago(s.mood.since).replace(" ago", "") : "";
+      const why = $("#mood-why");
+      why.hidden = !room.why; why.textContent = room.why;
+
+      const line = $("#story");
+      line.textContent = "";
+      story(s, room).forEach((part) => {
+        if (typeof part === "string") line.append(part);
+        else { const c = document.createElement("span"); c.className = "count"; c.textContent = countdown(part.count); line.append(c); }
+      });
+
       const faces = s.faces || [];
-      $("#faces").textContent = faces.length ? faces.length + ": " + faces.map((f) => f.emotion).join(", ") : "none";
+      const camLive = room.state !== "privacy" && room.state !== "failing" && room.state !== "starting";
+      $("#faces").textContent = !camLive ? "not looking" : faces.length ? faces.length + ": " + faces.map((f) => feels(f.emotion)).join(", ") : "none";
       const cam = s.camera || {};
-      $("#camera").textContent = cam.privacy_mode ? "off (privacy mode)" :
-        cam.state === "live" ? "live · " + (cam.source || "") :
-        cam.state === "retrying" ? "reconnecting: " + (cam.error || "") : (cam.state || "starting");
-      $("#camera").className = cam.state === "live" ? "ok" : "warn";
+      $("#camera").textContent = room.state === "privacy" ? "off (privacy mode)" : room.state === "failing" ? "not working, retrying" :
+        cam.state === "live" ? "live · " + (cam.source || "") : "starting";
+      $("#camera").className = cam.state === "live" && !cam.privacy_mode ? "ok" : "warn";
+
       const p = s.playing;
-      $("#playing").textContent = p ? (p.preview ? "Would play " : "") + p.source.description + " for " + p.mood +
+      const cover = $("#cover");
+      if (p && p.cover && !p.preview) { if (cover.getAttribute("src") !== p.cover) cover.src = p.cover; cover.alt = "Cover of " + (p.track || "the album"); cover.hidden = false; }
+      else { cover.hidden = true; cover.removeAttribute("src"); }
+      const track = $("#track");
+      track.hidden = !(p && p.track);
+      track.textContent = p && p.track ? p.track + (p.artist ? " · " + p.artist : "") : "";
+      $("#playing").textContent = p ? (p.preview ? "Would play " : "") + p.source.description + " for " + feels(p.mood) +
         (p.speaker ? " on " + p.speaker : "") : "Nothing yet";
-      $("#tracks").textContent = p && p.tracks && p.tracks.length ? p.tracks.slice(0, 3).join(" · ") : "";
+      $("#tracks").textContent = "";
       const ap = s.autoplay || {};
       autoplayOn = ap.enabled !== false;
+      const player = s.player || {};
+      $("#player-state").textContent = [ap.next ? "" : ap.waiting, player.message].filter(Boolean).join(" · ");
+
       const btn = $("#autoplay-toggle");
       btn.textContent = autoplayOn ? "Pause auto-play" : "Resume auto-play";
-      btn.setAttribute("aria-pressed", String(autoplayOn));
-      const player = s.player || {};
-      $("#player-state").textContent = [ap.waiting, player.message].filter(Boolean).join(" · ");
+      const lost = room.state === "lost";
+      const canSkip = !lost && player.connected && p && !p.preview;
+      btn.disabled = lost;
+      $("#skip").disabled = !canSkip;
+      $("#not-my-mood").disabled = lost;
+      $$("#mood-picker .chip").forEach((c) => { c.disabled = lost; });
+      const reason = lost ? "The buttons work again once Moodbox is back." :
+        !canSkip ? (player.connected ? "Skip works once Moodbox has started music on the speaker." : "Skip works once Spotify is connected (Settings).") : "";
+      $("#controls-why").hidden = !reason;
+      $("#controls-why").textContent = reason;
       const ov = $("#override");
       if (ap.override && ap.override.mood) {
         ov.hidden = false;
-        ov.textContent = "Holding " + ap.override.mood + " until " + clock(ap.override.until);
+        ov.textContent = "Holding " + feels(ap.override.mood) + " until " + clock(ap.override.until);
       } else ov.hidden = true;
-    });
+    };
+    renderers.push(render);
+    setInterval(() => { if (window.moodbox.lastState) render(window.moodbox.lastState); }, 1000);  // the countdowns
     $("#autoplay-toggle").addEventListener("click", async () => {
       const enable = !autoplayOn; // read before the await: a live update may flip autoplayOn meanwhile
       try {
@@ -123,17 +240,24 @@
     $("#skip").addEventListener("click", async () => {
       try { await api("POST", "/api/skip"); toast("Skipped"); } catch (e) { toast(e.message, true); }
     });
-    $("#not-my-mood").addEventListener("click", () => { $("#mood-picker").hidden = !$("#mood-picker").hidden; });
+    $("#not-my-mood").addEventListener("click", () => {
+      const picker = $("#mood-picker");
+      picker.hidden = !picker.hidden;
+      $("#not-my-mood").setAttribute("aria-expanded", String(!picker.hidden));
+    });
     $$("#mood-picker .chip").forEach((chip) => chip.addEventListener("click", async () => {
       try {
         await api("POST", "/api/not-my-mood", { mood: chip.dataset.mood || null });
         $("#mood-picker").hidden = true;
-        toast(chip.dataset.mood ? "Holding " + chip.dataset.mood : "Moodbox decides again");
+        $("#not-my-mood").setAttribute("aria-expanded", "false");
+        toast(chip.dataset.mood ? "Holding " + feels(chip.dataset.mood) : "Moodbox decides again");
       } catch (e) { toast(e.message, true); }
     }));
   }
 
   // ---- History ------------------------------------------------------------------------------------------
+  const span = (sec) => sec < 90 ? Math.round(sec) + " s" : sec < 5400 ? Math.round(sec / 60) + " min" :
+    sec < 172800 ? +(sec / 3600).toFixed(1) + " h" : +(sec / 86400).toFixed(1) + " days";
   function drawHistory(h) {
     const canvas = $("#chart");
     const ctx = canvas.getContext("2d");
@@ -143,10 +267,14 @@
     ctx.scale(ratio, ratio);
     ctx.clearRect(0, 0, w, hgt);
     const moods = h.moods;
+    // With less data than the range, the chart starts at the first mood change, not hours of nothing before it.
+    const start = h.before ? h.since : h.changes.length ? h.changes[0].at : h.until;
+    const rangeS = Math.max(60, h.until - start);
     const rowH = (hgt - 24) / moods.length;
-    const x = (t) => ((t - h.since) / (h.until - h.since)) * (w - 70) + 70;
-    ctx.font = "11px system-ui, sans-serif";
-    ctx.fillStyle = getComputedStyle(document.body).color;
+    const x = (t) => ((t - (h.until - rangeS)) / rangeS) * (w - 78) + 70;
+    ctx.font = "12px system-ui, sans-serif";
+    const fg = getComputedStyle(document.body).color;
+    ctx.fillStyle = fg;
     moods.forEach((m, i) => ctx.fillText(m, 0, 12 + i * rowH + rowH / 2));
     const segments = [];
     let cur = h.before ? { mood: h.before.mood, at: h.since } : null;
@@ -160,13 +288,11 @@
       ctx.fillRect(x(sg.from), 4 + i * rowH, Math.max(2, x(sg.to) - x(sg.from)), rowH - 6);
       totals[sg.mood] = (totals[sg.mood] || 0) + (sg.to - sg.from);
     });
-    ctx.fillStyle = getComputedStyle(document.body).color;
-    const span = (h.until - h.since) / 3600;
-    const label = (hoursAgo) => hoursAgo === 0 ? "now" : hoursAgo >= 48 ? Math.round(hoursAgo / 24) + " d ago" : Math.round(hoursAgo) + " h ago";
-    [span, span / 2, 0].forEach((ago, k) => {
-      const text = label(ago);
-      const at = x(h.until - ago * 3600) - [0, 0.5, 1][k] * ctx.measureText(text).width;
-      ctx.fillText(text, at, hgt - 4);
+    ctx.fillStyle = fg;
+    [rangeS, rangeS / 2, 0].forEach((secAgo, k) => {  // marks at the start, the middle and now, each its true age
+      const text = secAgo === 0 ? "now" : span(secAgo) + " ago";
+      const at = x(h.until - secAgo) - [0, 0.5, 1][k] * ctx.measureText(text).width;
+      ctx.fillText(text, Math.max(0, at), hgt - 4);
     });
     const sum = Object.values(totals).reduce((a, b) => a + b, 0);
     const list = $("#shares");
@@ -175,10 +301,15 @@
       const li = document.createElement("li");
       li.innerHTML = '<span class="swatch"></span><span class="name"></span><span class="val"></span>';
       li.querySelector(".swatch").style.background = MOOD_COLOURS[m];
-      li.querySelector(".name").textContent = m;
-      li.querySelector(".val").textContent = pct(t / sum);
+      li.querySelector(".name").textContent = m === "nobody" ? "nobody here" : m;
+      li.querySelector(".val").textContent = span(t) + " · " + pct(t / sum);
       list.appendChild(li);
     });
+    const covers = $("#history-covers");
+    const hours = Number($("#range").value);
+    covers.textContent = !segments.length ? "" : h.before || h.until - start >= hours * 3600 - 60
+      ? "Based on the whole " + $("#range").selectedOptions[0].textContent + "."
+      : "Based on " + span(h.until - start) + " of data, since " + clock(start) + ".";
     $("#history-empty").hidden = segments.length > 0;
   }
   function initHistory() {
@@ -230,9 +361,22 @@
   }
 
   // ---- Settings -----------------------------------------------------------------------------------------
+  const FIELD_NAMES = {
+    sensitivity: "Sensitivity", dwell_seconds: "Mood must hold for", cooldown_minutes: "Time between automatic changes",
+    hands_off_minutes: "Hands off", "quiet_hours.start": "Quiet hours from", "quiet_hours.end": "Quiet hours to",
+    camera_source: "Camera", history_days: "Keep history for", spotify_client_id: "Client ID",
+  };
+  const problemText = (err) => err.data && err.data.problems
+    ? Object.entries(err.data.problems).map(([k, v]) => (FIELD_NAMES[k] || k) + ": " + v).join("; ") : err.message;
+  function fieldError(input, box, text) {
+    box.hidden = !text; box.textContent = text || "";
+    input.setAttribute("aria-invalid", text ? "true" : "false");
+  }
+
   async function initSettings() {
     let settings = await api("GET", "/api/settings");
     const form = $("#behaviour-form");
+    const quietSync = () => { form.quiet_start.disabled = form.quiet_end.disabled = !form.quiet_enabled.checked; };
     const fill = () => {
       form.sensitivity.value = settings.sensitivity;
       $("#sensitivity-out").textContent = pct(settings.sensitivity);
@@ -242,6 +386,12 @@
       form.quiet_enabled.checked = settings.quiet_hours.enabled;
       form.quiet_start.value = settings.quiet_hours.start;
       form.quiet_end.value = settings.quiet_hours.end;
+      quietSync();
+      if (!$('option[value="' + settings.camera_source + '"]', form.camera_source)) {  // a replay, set in the config file
+        const o = document.createElement("option");
+        o.value = settings.camera_source; o.textContent = "Replay (set in the config file)";
+        form.camera_source.appendChild(o);
+      }
       form.camera_source.value = settings.camera_source;
       form.privacy_mode.checked = settings.privacy_mode;
       form.preview_allowed.checked = settings.preview_allowed;
@@ -249,16 +399,30 @@
       $("#speaker-chosen").textContent = settings.speaker || "none";
       $$(".music-row").forEach((row) => {
         const m = settings.music[row.dataset.mood] || { kind: "search", value: "" };
+        const value = $(".music-value", row);
         $(".music-kind", row).value = m.kind;
-        $(".music-value", row).value = m.kind === "playlist" ? (m.label || m.value) : m.value;
-        $(".music-value", row).dataset.uri = m.kind === "playlist" ? m.value : "";
-        $(".music-value", row).disabled = m.kind === "top_tracks" || m.kind === "saved_tracks";
+        value.value = m.kind === "playlist" ? (m.label || m.value) : m.value;
+        value.dataset.uri = m.kind === "playlist" ? m.value : "";
+        value.disabled = m.kind === "top_tracks" || m.kind === "saved_tracks";
+        fieldError(value, $(".field-error", row), "");
       });
     };
     fill();
     form.sensitivity.addEventListener("input", () => { $("#sensitivity-out").textContent = pct(form.sensitivity.value); });
+    form.quiet_enabled.addEventListener("change", quietSync);
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
+      const errBox = $("#behaviour-error");
+      const bad = $$("input", form).find((i) => !i.disabled && !i.checkValidity());
+      if (bad) {
+        const label = bad.closest("label");
+        errBox.hidden = false;
+        errBox.textContent = (label ? label.firstChild.textContent.trim() : bad.name) + ": " +
+          (bad.value === "" ? "fill this in" : "use a value from " + bad.min + " to " + bad.max);
+        bad.focus();
+        return;
+      }
+      errBox.hidden = true;
       try {
         settings = await api("PATCH", "/api/settings", {
           sensitivity: Number(form.sensitivity.value), dwell_seconds: Number(form.dwell_seconds.value),
@@ -268,20 +432,22 @@
           preview_allowed: form.preview_allowed.checked, history_days: Number(form.history_days.value),
         });
         fill(); toast("Saved");
-      } catch (err) { toast(err.message, true); }
+      } catch (err) { errBox.hidden = false; errBox.textContent = problemText(err); toast("Not saved: see the form", true); }
     });
 
-    // music per mood
+    // music per mood: one Save for the card
     $$(".music-row").forEach((row) => {
       const kind = $(".music-kind", row), value = $(".music-value", row), results = $(".playlist-results", row);
       kind.addEventListener("change", () => {
         value.disabled = kind.value === "top_tracks" || kind.value === "saved_tracks";
         value.placeholder = kind.value === "playlist" ? "search your playlists" : kind.value === "search" ? "e.g. feel good pop" : "";
         value.value = ""; value.dataset.uri = ""; results.innerHTML = "";
+        fieldError(value, $(".field-error", row), "");
       });
       let timer;
       value.addEventListener("input", () => {
         value.dataset.uri = "";
+        fieldError(value, $(".field-error", row), "");
         if (kind.value !== "playlist") return;
         clearTimeout(timer);
         timer = setTimeout(async () => {
@@ -295,21 +461,38 @@
               b.addEventListener("click", () => { value.value = p.name; value.dataset.uri = p.uri; results.innerHTML = ""; });
               li.appendChild(b); results.appendChild(li);
             });
-          } catch (e) { toast(e.message, true); }
+          } catch (e) { fieldError(value, $(".field-error", row), e.message); }
         }, 250);
       });
-      $(".music-save", row).addEventListener("click", async () => {
-        const m = { kind: kind.value, value: "", label: "" };
-        if (kind.value === "search") m.value = value.value;
-        if (kind.value === "playlist") {
-          if (!value.dataset.uri) { toast("Pick one of your playlists from the list", true); return; }
+    });
+    $("#music-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const music = {};
+      let firstBad = null;
+      $$(".music-row").forEach((row) => {
+        const kind = $(".music-kind", row).value, value = $(".music-value", row), box = $(".field-error", row);
+        const m = { kind, value: "", label: "" };
+        let problem = "";
+        if (kind === "search") { m.value = value.value.trim(); if (!m.value) problem = "Type what to search for, e.g. “feel good pop”."; }
+        if (kind === "playlist") {
+          if (!value.dataset.uri) problem = "Pick one of your playlists from the list.";
           m.value = value.dataset.uri; m.label = value.value;
         }
-        try {
-          settings = await api("PATCH", "/api/settings", { music: { [row.dataset.mood]: m } });
-          fill(); toast("Music for " + row.dataset.mood + " saved");
-        } catch (e) { toast(e.message, true); }
+        fieldError(value, box, problem);
+        if (problem && !firstBad) firstBad = value;
+        music[row.dataset.mood] = m;
       });
+      if (firstBad) { firstBad.focus(); toast("Not saved: some moods need music", true); return; }
+      try {
+        settings = await api("PATCH", "/api/settings", { music });
+        fill(); toast("Music saved");
+      } catch (err) {
+        Object.entries((err.data || {}).problems || {}).forEach(([k, v]) => {
+          const row = $('.music-row[data-mood="' + k.split(".")[1] + '"]');
+          if (row) fieldError($(".music-value", row), $(".field-error", row), v);
+        });
+        toast("Not saved: " + problemText(err), true);
+      }
     });
 
     // speaker
@@ -334,18 +517,59 @@
     };
     $("#speaker-refresh").addEventListener("click", loadSpeakers);
 
-    // Spotify
+    // Spotify: the household's own app (Client ID), then connecting an account
+    let changingApp = false;
     const spotifyState = async () => {
       const s = await api("GET", "/api/spotify");
-      const text = { connected: "Connected.", "not-connected": "Not connected: Moodbox only shows what it would play.",
-        reconnect: "Spotify access expired: reconnect Spotify.", "not-configured":
-        "Not set up: add [spotify] client_id to the config (see README)." }[s.state] || s.state;
+      const text = { connected: "Connected.", "not-connected": "Not connected yet: Moodbox only shows what it would play.",
+        reconnect: "Spotify access expired: reconnect Spotify below.", "not-configured":
+        "Not set up yet: Moodbox only shows what it would play. Set it up with the steps below." }[s.state] || s.state;
       $("#spotify-state").textContent = text;
       $("#spotify-state").dataset.state = s.state;
-      $("#spotify-connect").hidden = s.state === "connected" || s.state === "not-configured";
+      $("#redirect-uri").textContent = s.redirect_uri;
+      const fromConfig = s.client_id_from === "config";
+      $("#spotify-setup").hidden = fromConfig || !(s.state === "not-configured" || changingApp);
+      $("#spotify-config-note").hidden = !fromConfig;
+      $("#client-id-change").hidden = fromConfig || s.state === "not-configured" || changingApp;
+      $("#spotify-connect").hidden = !(s.state === "not-connected" || s.state === "reconnect") || changingApp;
       $("#spotify-disconnect").hidden = s.state !== "connected";
       $("#spotify-url").placeholder = s.redirect_uri + "?code=…";
+      const canFind = s.state === "connected";
+      $("#speaker-refresh").hidden = !canFind;
+      $("#speaker-why").hidden = canFind;
+      return s;
     };
+    $("#copy-redirect").addEventListener("click", async () => {
+      const text = $("#redirect-uri").textContent;
+      try {
+        if (navigator.clipboard && window.isSecureContext) await navigator.clipboard.writeText(text);
+        else {  // plain http on the home network: no clipboard API, so select it and copy
+          const range = document.createRange();
+          range.selectNodeContents($("#redirect-uri"));
+          const sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(range);
+          if (!document.execCommand("copy")) throw new Error("copy refused");
+        }
+        toast("Copied: " + text);
+      } catch (e) { toast("Could not copy: press and hold the address to copy it", true); }
+    });
+    $("#client-id-change").addEventListener("click", () => { changingApp = true; spotifyState(); });
+    $("#client-id-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const input = $("#client-id"), box = $("#client-id-error");
+      const v = input.value.trim();
+      if (!/^[0-9a-fA-F]{32}$/.test(v)) {
+        fieldError(input, box, "A Client ID is 32 letters (a to f) and digits, e.g. 0123456789abcdef0123456789abcdef: " +
+          "copy it from your app's page on the Spotify dashboard.");
+        input.focus();
+        return;
+      }
+      try {
+        settings = await api("PATCH", "/api/settings", { spotify_client_id: v });
+        fieldError(input, box, ""); input.value = ""; changingApp = false;
+        toast("Client ID saved: now connect Spotify");
+        spotifyState();
+      } catch (err) { fieldError(input, box, problemText(err)); }
+    });
     $("#spotify-start").addEventListener("click", async () => {
       try {
         const r = await api("POST", "/api/spotify/connect");
@@ -358,14 +582,13 @@
       e.preventDefault();
       try {
         await api("POST", "/api/spotify/finish", { url: $("#spotify-url").value });
-        toast("Spotify connected"); $("#spotify-url").value = ""; spotifyState(); loadSpeakers();
+        toast("Spotify connected"); $("#spotify-url").value = ""; await spotifyState(); loadSpeakers();
       } catch (err) { toast(err.message, true); }
     });
     $("#spotify-disconnect").addEventListener("click", async () => {
       try { await api("POST", "/api/spotify/disconnect"); spotifyState(); } catch (e) { toast(e.message, true); }
     });
-    spotifyState();
-    if (location.hash === "#speaker") loadSpeakers();
+    spotifyState().then((s) => { if (location.hash === "#speaker" && s.state === "connected") loadSpeakers(); });
 
     $("#password-form").addEventListener("submit", async (e) => {
       e.preventDefault();
@@ -393,6 +616,8 @@
       const player = s.player || {};
       $("#sys-player").textContent = (player.player || "?") + " · " + (player.state || "") + (player.speaker ? " · " + player.speaker : "");
       $("#sys-uptime").textContent = pl.uptime_s ? Math.round(pl.uptime_s / 60) + " min" : "…";
+      const mq = s.mqtt || { state: "off" };  // Home Assistant link: state, broker, the last problem
+      $("#sys-mqtt").textContent = mq.state + (mq.broker ? " · " + mq.broker : "") + (mq.error && mq.state !== "connected" ? " · " + mq.error : "");
       const errs = $("#sys-errors");
       errs.innerHTML = "";
       (s.errors || []).slice(-10).reverse().forEach((e) => {
@@ -422,7 +647,7 @@
     if (page === "now" || page === "system") {
       fetch("/api/state", { credentials: "same-origin" }).then((r) => r.json()).then((s) => {
         window.moodbox.lastState = s; renderers.forEach((r) => r(s));
-      }).finally(connect);
-    }
+      }).catch(() => setLink("lost")).finally(connect);
+    } else connect();  // every page shows whether Moodbox is live
   }
 })();

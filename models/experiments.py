@@ -1,0 +1,81 @@
+"""Measure one generalisation idea on FER2013 and on real photos, and record it for the model card.
+
+    python -m models.experiments NAME --checkpoint CKPT [--logit-adjust TAU] [--mirror] --what "..."
+
+Scores the float checkpoint (with the post-hoc options given) on FER2013 PublicTest and PrivateTest and on
+every realval photo through the device's own detector and crop (`models.realval`), and writes the row into
+`models/experiments.json`; `models.evaluate` puts the table in the card. The realval numbers count detection
+misses as wrong. Floats, not int8: this is for choosing, before a conversion; the shipped model's int8 numbers
+are the card's main tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RECORD = HERE / "experiments.json"
+
+
+def measure(checkpoint: Path, tau: float, mirror: bool, model: Path, margin: float | None = None) -> dict:
+    import torch
+
+    from models.evaluate import float_net, scores
+    from models.fer import load_split, logit_adjustment
+    from models.realval import run_photos, score
+
+    net = float_net(checkpoint, logit_adjustment(tau) if tau else None)
+
+    def probs(images: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(images)).float().unsqueeze(1)
+        with torch.no_grad():
+            p = torch.cat([torch.softmax(net(x[i : i + 512]), 1) for i in range(0, len(x), 512)])
+            if mirror:
+                flipped = torch.flip(x, dims=[3])
+                p = (p + torch.cat([torch.softmax(net(flipped[i : i + 512]), 1) for i in range(0, len(x), 512)])) / 2
+        return p.numpy()
+
+    out = {}
+    for split in ("PublicTest", "PrivateTest"):
+        data = load_split(split)
+        s = scores(data.labels, probs(data.images).argmax(1))
+        out[split] = {"accuracy": round(s["accuracy"], 4), "macro_f1": round(s["macro_f1"], 4)}
+    photos = run_photos(model, margin=margin)
+    crops = np.stack([ph.crop for ph in photos if ph.crop is not None])
+    it = iter(probs(crops))
+    r = score(photos, [next(it) if ph.crop is not None else None for ph in photos])
+    out["realval"] = {k: r[k] for k in ("accuracy_all", "macro_f1", "recall", "detection_misses")}
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--logit-adjust", type=float, default=0.0)
+    p.add_argument("--mirror", action="store_true", help="average with the mirrored face")
+    p.add_argument("--margin", type=float, help="crop margin for the realval photos (default: the model's)")
+    p.add_argument("--what", required=True, help="one line: what this row tries")
+    p.add_argument("--model", type=Path, default=HERE / "emotion_vgg16_int8.tflite", help="for the realval crops")
+    args = p.parse_args(argv)
+    row = {
+        "name": args.name,
+        "what": args.what,
+        "logit_adjust": args.logit_adjust,
+        "mirror": args.mirror,
+        "margin": args.margin,
+        **measure(args.checkpoint, args.logit_adjust, args.mirror, args.model, args.margin),
+    }
+    rows = json.loads(RECORD.read_text()) if RECORD.exists() else []
+    rows = [r for r in rows if r["name"] != args.name] + [row]
+    RECORD.write_text(json.dumps(rows, indent=2) + "\n")
+    print(json.dumps(row))
+    return row
+
+
+if __name__ == "__main__":
+    main()

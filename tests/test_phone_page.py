@@ -1,0 +1,367 @@
+"""The phone page tells one clear story: real headless Chromium at 390x844 (and 1280x800) against a real daemon.
+
+Each test gets its own signed-in browser context from a fixture and puts back what it changes, so any test passes
+alone (`-k`) and in any order. axe-core (the npm package, fetched with `npm pack` into a cache the first time and
+never shipped) audits every page, signed in and out, light and dark; the page's own measurements check sideways
+scrolling, touch targets, titles and headings. Screenshots go to artifacts/screenshots/phone-*.png.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import ARTIFACTS, PASSWORD, DaemonProcess, free_port, isolated_env
+from tests.fake_spotify import FakeSpotify
+from tests.test_browser import CHROMIUM_ARGS, COVER_PNG  # a 1x1 PNG for Spotify's image host
+
+SHOTS = ARTIFACTS / "screenshots"
+AXE_VERSION = "4.10.3"
+AXE_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "moodbox-tests" / f"axe-core-{AXE_VERSION}"
+CLIENT_ID = "0123456789abcdef0123456789abcdef"
+PAGES = ("/", "/history", "/videos", "/settings", "/system")
+PHONE = {"width": 390, "height": 844}
+expect.set_options(timeout=15_000)
+
+
+def axe_source() -> str:
+    """axe.min.js from the npm registry, cached; a clear failure when it cannot be had."""
+    script = AXE_CACHE / "package" / "axe.min.js"
+    if not script.exists():
+        AXE_CACHE.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            ["npm", "pack", f"axe-core@{AXE_VERSION}", "--silent"],
+            cwd=AXE_CACHE,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"could not fetch axe-core with npm ({done.stderr.strip()}): is npm installed?"
+        with tarfile.open(AXE_CACHE / f"axe-core-{AXE_VERSION}.tgz") as tar:
+            tar.extract("package/axe.min.js", AXE_CACHE, filter="data")
+    return script.read_text()
+
+
+@pytest.fixture(scope="module")
+def fake():
+    with FakeSpotify() as f:
+        f.client_id = CLIENT_ID  # a real Client ID's form, so the page accepts it
+        yield f
+
+
+def start_box(tmp: Path, fake: FakeSpotify, port: int | None = None, env: dict | None = None) -> DaemonProcess:
+    cfg = tmp / "moodbox.toml"
+    if not cfg.exists():  # no client_id: the household sets Spotify up on the page
+        cfg.write_text(f"""
+[camera]
+source = "demo"
+[spotify]
+accounts_url = "{fake.url}"
+api_url = "{fake.api_url}"
+redirect_port = {free_port()}
+""")
+    d = DaemonProcess(tmp, ["--config", str(cfg)], env or isolated_env(tmp), port=port)
+    d.wait_healthy()
+    return d
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory, fake):
+    d = start_box(tmp_path_factory.mktemp("phone"), fake)
+    d.login().close()  # the password is set once; each test signs its own browser in
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def signed_in(browser: Browser, base: str, viewport: dict = PHONE, scheme: str = "dark") -> Page:
+    phone = viewport["width"] < 600
+    context = browser.new_context(
+        viewport=viewport,
+        device_scale_factor=2 if phone else 1,
+        is_mobile=phone,
+        has_touch=phone,
+        base_url=base,
+        color_scheme=scheme,
+    )
+    context.route("https://i.scdn.co/**", lambda route: route.fulfill(body=COVER_PNG, content_type="image/png"))
+    page = context.new_page()
+    page.goto("/login")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("body")).to_have_attribute("data-page", "now")
+    return page
+
+
+@pytest.fixture
+def phone(browser, box):
+    page = signed_in(browser, box.base)
+    yield page
+    page.context.close()
+
+
+def api(page: Page, method: str, path: str, data: dict | None = None):
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    return page.request.fetch(path, method=method, data=data, headers={"X-CSRF-Token": token})
+
+
+def shot(page: Page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"phone-{name}.png"), full_page=True)
+
+
+# -- what the page measures of itself -------------------------------------------------------------------------------
+LAYOUT = """() => {
+  const visible = (el) => { const r = el.getBoundingClientRect(); const st = getComputedStyle(el);
+    return r.width > 0 && r.height > 0 && st.visibility !== "hidden" && !el.closest("[hidden]"); };
+  const small = [];
+  document.querySelectorAll("a[href], button, input, select, textarea, summary").forEach((el) => {
+    if (!visible(el) || el.type === "hidden") return;
+    const target = el.type === "checkbox" && el.closest("label") ? el.closest("label") : el;
+    const r = target.getBoundingClientRect();
+    if (el.classList.contains("skip")) return;  // off screen until focused
+    if (r.width < 44 || r.height < 44) small.push((el.id || el.name || el.textContent.trim()).slice(0, 40) + " " +
+      Math.round(r.width) + "x" + Math.round(r.height));
+  });
+  return { sideways: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+    h1: document.querySelectorAll("h1").length, title: document.title,
+    skip: !!document.querySelector("a.skip[href='#main']"), small };
+}"""
+
+
+def audit(page: Page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    page.evaluate(axe_source())  # evaluated by the browser's debugger protocol: the page's CSP stays as it is
+    found = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".filter((v) => v.impact === 'serious' || v.impact === 'critical')"
+        ".map((v) => v.id + ': ' + v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', '))"
+    )
+    return found
+
+
+def test_every_page_passes_the_audit_signed_in_and_out_light_and_dark(browser, box):
+    problems: list[str] = []
+    titles: set[str] = set()
+    for scheme in ("dark", "light"):
+        page = signed_in(browser, box.base, scheme=scheme)
+        for path in PAGES:
+            page.goto(path)
+            page.wait_for_timeout(700)  # live state and settings arrive
+            problems += [f"{scheme} {path} {v}" for v in audit(page)]
+            layout = page.evaluate(LAYOUT)
+            titles.add(layout["title"])
+            problems += [f"{scheme} {path}: {n} h1" for n in [layout["h1"]] if n != 1]
+            problems += [f"{scheme} {path}: no skip link" for ok in [layout["skip"]] if not ok]
+            problems += [f"{scheme} {path}: target {s}" for s in layout["small"]]
+            for width in (320, 390, 1280):
+                page.set_viewport_size({"width": width, "height": 844})
+                page.wait_for_timeout(100)
+                sideways = page.evaluate(LAYOUT)["sideways"]
+                if sideways > 0:
+                    problems.append(f"{scheme} {path} scrolls sideways by {sideways} px at {width} px")
+            page.set_viewport_size(PHONE)
+            if scheme == "light":
+                shot(page, f"light{path.replace('/', '-') if path != '/' else '-now'}")
+        # signed out: the sign-in page
+        page.context.clear_cookies()
+        page.goto("/login")
+        problems += [f"{scheme} /login {v}" for v in audit(page)]
+        layout = page.evaluate(LAYOUT)
+        problems += [f"{scheme} /login: target {s}" for s in layout["small"]]
+        titles.add(layout["title"])
+        page.context.close()
+    assert problems == []
+    assert len(titles) == len(PAGES) + 1, f"page titles are not distinct: {sorted(titles)}"
+
+
+def test_desktop_is_a_centred_column(browser, box):
+    page = signed_in(browser, box.base, viewport={"width": 1280, "height": 800})
+    for path in PAGES:
+        page.goto(path)
+        tabs = page.locator("nav.tabs").bounding_box()
+        main = page.locator("main").bounding_box()
+        assert tabs["width"] <= 600, f"{path}: the tab bar stretches to {tabs['width']} px"
+        assert abs((tabs["x"] + tabs["width"] / 2) - 640) < 2 and abs((main["x"] + main["width"] / 2) - 640) < 2
+    page.goto("/")
+    shot(page, "desktop-now")
+    page.context.close()
+
+
+def test_the_now_page_reads_as_one_sentence(phone):
+    expect(phone.locator("#mood-card")).to_have_attribute("data-live", "live", timeout=40_000)
+    story = phone.locator("#story")
+    expect(story).to_contain_text("Room: ")
+    expect(phone.locator("#mood-why")).to_be_hidden()
+    assert "Nobody Here" not in story.text_content()
+    expect(phone.locator("#skip")).to_be_disabled()  # nothing to skip in the preview
+    expect(phone.locator("#controls-why")).to_contain_text("Spotify")
+    expect(phone).to_have_title("Now · Moodbox")
+    shot(phone, "now-live")
+
+
+def test_privacy_mode_greys_the_mood_and_says_why(phone):
+    try:
+        assert api(phone, "PATCH", "/api/settings", {"privacy_mode": True}).ok
+        card = phone.locator("#mood-card")
+        expect(card).to_have_attribute("data-live", "privacy")
+        expect(phone.locator("#mood")).to_have_text("Camera off")
+        expect(phone.locator("#mood-why")).to_contain_text("Privacy mode")
+        expect(phone.locator("#confidence")).to_have_text("")  # no "73% sure" while the camera is off
+        expect(phone.locator("#story")).to_contain_text("Camera off (privacy mode)")
+        shot(phone, "now-privacy")
+    finally:
+        assert api(phone, "PATCH", "/api/settings", {"privacy_mode": False}).ok
+    expect(phone.locator("#mood-card")).not_to_have_attribute("data-live", "privacy")
+
+
+def test_a_failing_camera_greys_the_mood_and_says_why(phone):
+    try:  # no webcam on this machine: the USB camera fails and is retried
+        assert api(phone, "PATCH", "/api/settings", {"camera_source": "v4l2"}).ok
+        expect(phone.locator("#mood-card")).to_have_attribute("data-live", "failing", timeout=30_000)
+        expect(phone.locator("#mood")).to_have_text("No picture")
+        expect(phone.locator("#mood-why")).to_contain_text("The camera is not working")
+        expect(phone.locator("#faces")).to_have_text("not looking")
+        shot(phone, "now-camera-failing")
+    finally:
+        assert api(phone, "PATCH", "/api/settings", {"camera_source": "demo"}).ok
+    expect(phone.locator("#mood-card")).not_to_have_attribute("data-live", "failing", timeout=30_000)
+
+
+def test_the_countdown_to_the_next_change(phone):
+    """After a change, the cooldown holds the next one: the sentence counts down to it, second by second."""
+    count = phone.locator("#story .count")
+    expect(count).to_be_visible(timeout=90_000)  # the demo room changes its mood within a minute or so
+    first = count.text_content()
+    phone.wait_for_timeout(2200)
+    later = count.text_content() if count.count() else "0:00"
+
+    def secs(t: str) -> int:
+        m, s = t.split(":")
+        return int(m) * 60 + int(s)
+
+    assert secs(later) < secs(first), (first, later)
+    expect(phone.locator("#story")).to_contain_text(" → ")
+    shot(phone, "now-countdown")
+
+
+def test_settings_refuse_an_empty_search_and_hide_what_cannot_work(phone):
+    phone.goto("/settings")
+    form = phone.locator("#behaviour-form")
+    expect(form.locator("option[value=replay]")).to_have_count(0)  # no replay without a path field
+    quiet = form.locator("input[name=quiet_enabled]")
+    if quiet.is_checked():
+        quiet.uncheck()
+    expect(form.locator("input[name=quiet_start]")).to_be_disabled()
+    quiet.check()
+    expect(form.locator("input[name=quiet_start]")).to_be_enabled()
+    quiet.uncheck()
+    row = phone.locator('.music-row[data-mood="happy"]')
+    row.locator(".music-value").fill("   ")
+    phone.click("#music-save")
+    expect(row.locator(".field-error")).to_contain_text("Type what to search for")
+    expect(phone.locator("#toast")).to_contain_text("Not saved")
+    shot(phone, "settings-empty-search")
+    refused = api(phone, "PATCH", "/api/settings", {"music": {"happy": {"kind": "search", "value": " "}}})
+    assert refused.status == 400 and "search" in refused.json()["problems"]["music.happy"]
+    row.locator(".music-value").fill("sunny funk")
+    phone.click("#music-save")
+    expect(phone.locator("#toast")).to_contain_text("Music saved")
+    assert api(phone, "GET", "/api/settings").json()["music"]["happy"]["value"] == "sunny funk"
+    api(phone, "PATCH", "/api/settings", {"music": {"happy": {"kind": "search", "value": "feel good pop"}}})
+
+
+def test_spotify_is_set_up_on_the_page_and_the_cover_shows(phone, box, fake):
+    api(phone, "POST", "/api/spotify/disconnect")
+    assert api(phone, "PATCH", "/api/settings", {"spotify_client_id": "", "speaker": ""}).ok
+    phone.goto("/settings")
+    expect(phone.locator("#spotify-state")).to_contain_text("Not set up")
+    expect(phone.locator("#speaker-refresh")).to_be_hidden()  # no "Find speakers" before Spotify is connected
+    expect(phone.locator("#speaker-why")).to_contain_text("Connect Spotify first")
+    redirect = api(phone, "GET", "/api/spotify").json()["redirect_uri"]
+    expect(phone.locator("#redirect-uri")).to_have_text(redirect)
+    phone.fill("#client-id", "not-an-id")
+    phone.click("#client-id-form button[type=submit]")
+    expect(phone.locator("#client-id-error")).to_contain_text("32 letters")
+    shot(phone, "spotify-setup")
+    phone.fill("#client-id", CLIENT_ID)
+    phone.click("#client-id-form button[type=submit]")
+    expect(phone.locator("#spotify-state")).to_contain_text("Not connected")
+    with phone.context.expect_page() as popup_info:
+        phone.click("#spotify-start")
+    popup = popup_info.value
+    landed: list[str] = []
+    popup.on("request", lambda r: landed.append(r.url) if "/callback?" in r.url else None)
+    popup.wait_for_load_state("domcontentloaded")
+    deadline = time.monotonic() + 10
+    while not landed and time.monotonic() < deadline:
+        phone.wait_for_timeout(100)
+    popup.close()
+    phone.fill("#spotify-url", landed[0])
+    phone.click("#spotify-finish button[type=submit]")
+    expect(phone.locator("#spotify-state")).to_have_text("Connected.")
+    phone.click("#speaker-refresh")
+    phone.locator("#speaker-list .pick").filter(has_text="Living Room (Speaker)").click()
+    expect(phone.locator("#speaker-chosen")).to_have_text("Living Room")
+    api(phone, "POST", "/api/not-my-mood", {"mood": "happy"})  # plays at once
+    phone.goto("/")
+    expect(phone.locator("#cover")).to_be_visible(timeout=30_000)
+    assert phone.locator("#cover").get_attribute("src").startswith("https://i.scdn.co/image/300")
+    expect(phone.locator("#track")).to_contain_text("Artist")
+    expect(phone.locator("#skip")).to_be_enabled()
+    shot(phone, "now-spotify-cover")
+    api(phone, "POST", "/api/not-my-mood", {"mood": None})
+    api(phone, "POST", "/api/spotify/disconnect")
+    api(phone, "PATCH", "/api/settings", {"spotify_client_id": "", "speaker": ""})
+
+
+def test_history_says_what_its_numbers_cover(phone):
+    phone.goto("/history")
+    expect(phone.locator("#history-covers")).to_contain_text("Based on", timeout=20_000)
+    expect(phone.locator("#shares li").first).to_contain_text("·")  # time spent and share
+    shot(phone, "history")
+
+
+def test_losing_the_daemon_says_so_and_reconnecting_says_so(browser, fake, tmp_path):
+    d = start_box(tmp_path, fake)
+    d.login().close()
+    page = signed_in(browser, d.base)
+    try:
+        expect(page.locator("#live")).to_have_text("Live")
+        d.stop()
+        expect(page.locator("#live")).to_have_text("Lost connection, retrying…")
+        expect(page.locator("#mood-card")).to_have_attribute("data-live", "lost")
+        expect(page.locator("#autoplay-toggle")).to_be_disabled()
+        expect(page.locator("#controls-why")).to_contain_text("once Moodbox is back")
+        shot(page, "now-connection-lost")
+        d = start_box(tmp_path, fake, port=d.port, env=d.env)
+        expect(page.locator("#live")).to_have_text("Reconnected", timeout=30_000)
+        expect(page.locator("#mood-card")).not_to_have_attribute("data-live", "lost")
+        shot(page, "now-reconnected")
+        assert "Failed to fetch" not in page.content()
+    finally:
+        page.context.close()
+        d.stop()
+
+
+def test_csp_allows_covers_from_spotifys_image_host_only(box):
+    import requests
+
+    csp = requests.get(box.base + "/healthz", timeout=5).headers["Content-Security-Policy"]
+    img = next(part for part in csp.split(";") if part.strip().startswith("img-src")).split()
+    assert img == ["img-src", "'self'", "data:", "blob:", "https://i.scdn.co"]
+    assert "script-src 'self';" in csp and "unsafe-inline" not in csp
+    assert requests.get(box.base + "/api/state", timeout=5).status_code == 401  # sign-in on all but /healthz
