@@ -98,6 +98,8 @@ class AutoPlay:
         target = self.target()
         if target is None:
             return self._wait("nobody here" if self.mood == NOBODY else "", 60)
+        if s.privacy_mode and self.override is None:  # the last mood seen is no reading of the room now
+            return self._wait("privacy mode: the camera is off", 60)
         if target == self.played_mood and self.playing is not None:
             return self._wait("", 60)
         if not s.autoplay:
@@ -164,6 +166,8 @@ class AutoPlay:
         already fits the room."""
         target = self.target()
         if target is None or (target == self.played_mood and self.playing is not None):
+            return None
+        if self._settings().privacy_mode and self.override is None:
             return None
         source = self._settings().music_for(target)
         return {

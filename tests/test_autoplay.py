@@ -205,3 +205,23 @@ def test_a_mood_that_arrives_while_a_decision_runs_is_not_lost(rig):
         assert plays_within(fake, 5) == 1
     finally:
         auto.stop()
+
+
+def test_privacy_mode_holds_the_music_until_the_camera_reads_the_room_again(rig):
+    """With the camera closed, the last mood seen is stale: no change is planned or played on it."""
+    fake, auto, holder, clock, view = rig
+    mood(auto, clock, "happy")
+    auto.step()
+    clock.advance(600)
+    mood(auto, clock, "sad")
+    holder["s"] = holder["s"].model_copy(update={"privacy_mode": True})
+    auto.step()
+    assert plays(fake) == 1 and "privacy" in auto.waiting
+    assert view.snapshot()["autoplay"]["next"] is None
+    auto.set_override("angry")  # the household can still choose the music by hand
+    auto.step()
+    assert plays(fake) == 2 and auto.played_mood == "angry"
+    auto.set_override(None)
+    holder["s"] = holder["s"].model_copy(update={"privacy_mode": False})
+    auto.step()
+    assert plays(fake) == 3 and auto.played_mood == "sad"

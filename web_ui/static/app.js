@@ -172,6 +172,7 @@
       const el = $("#mood");
       const showMood = room.state === "live" || (room.state === "lost" && mood !== "nobody");
       el.textContent = showMood ? feels(mood) : room.title;
+      $("#mood-title").textContent = showMood ? "The room feels" : "Moodbox";
       el.dataset.mood = mood;
       document.documentElement.style.setProperty("--mood", MOOD_COLOURS[showMood ? mood : "nobody"] || MOOD_COLOURS.nobody);
       const conf = room.state === "live" ? (s.mood || {}).confidence || 0 : 0;
