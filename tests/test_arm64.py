@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from deploy.arm64 import compare, wheels
+from deploy.arm64 import compare, debian, wheels
 from deploy.arm64._run import CheckFailed
 from tests.conftest import REPO
 
@@ -102,3 +102,14 @@ def test_results_that_drift_from_x86_are_problems():
     late = {**replay, "timeline": [{"mood": "sad", "t": 1.9}]}
     assert compare.replay(replay, replay) == []
     assert compare.replay(late, replay) == ["replay: sad at 1.9 s on arm64, 1.21 s on x86-64"]
+
+
+def test_the_arm64_apt_uses_this_machines_debian_mirrors(tmp_path):
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n"
+    )
+    (tmp_path / "sources.list.d" / "vendor.list").write_text("deb https://packages.vendor.example/apt cloud-sdk main\n")
+    assert debian.mirrors(tmp_path) == ("http://mirror.example/debian", "http://mirror.example/debian-security")
+    assert debian.mirrors(tmp_path / "none") == (debian.DEBIAN, debian.SECURITY)
