@@ -365,3 +365,20 @@ def test_csp_allows_covers_from_spotifys_image_host_only(box):
     assert img == ["img-src", "'self'", "data:", "blob:", "https://i.scdn.co"]
     assert "script-src 'self';" in csp and "unsafe-inline" not in csp
     assert requests.get(box.base + "/api/state", timeout=5).status_code == 401  # sign-in on all but /healthz
+
+
+def test_the_first_run_setup_page_passes_the_audit(browser, fake, tmp_path):
+    """The signed-out page a new owner meets first: no serious or critical findings, light and dark, no overflow."""
+    d = start_box(tmp_path, fake)
+    try:
+        for scheme in ("dark", "light"):
+            context = browser.new_context(viewport=PHONE, is_mobile=True, base_url=d.base, color_scheme=scheme)
+            page = context.new_page()
+            page.goto("/")
+            expect(page).to_have_url(d.base + "/setup")
+            assert audit(page) == [], scheme
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            assert page.locator("h1").count() == 1
+            context.close()
+    finally:
+        d.stop()

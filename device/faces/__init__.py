@@ -22,8 +22,9 @@ def make_detector(kind: str = "auto", min_score: float = 0.6, max_faces: int = 5
     """`blazeface` (BlazeFace full range), `blazeface-short` (faces within about 2 m), `haar` (OpenCV 4.x),
     or `auto`: BlazeFace, and Haar only if no TFLite runtime is installed.
 
-    Two threads by default, like the classifier: the two run one after the other on the frame thread, so they
-    never compete, and BlazeFace full-range takes 2.3 ms instead of 3.9 ms on two x86 cores (a Pi has four)."""
+    Two threads by default, like the classifier, for the Pi's four cores: alone, BlazeFace full-range takes about
+    2.2 ms instead of 3.6 ms on two x86 cores, but there the two models' thread pools slow each other down (README,
+    Performance)."""
     from device.faces._blazeface import BlazeFace
 
     if kind in ("blazeface", "blazeface-short"):
