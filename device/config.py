@@ -77,6 +77,11 @@ class Mood(_Section):
 class Web(_Section):
     host: str = Field("127.0.0.1", description="0.0.0.0 to reach the page from phones on the home network")
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    extra_names: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")]] = Field(
+        default_factory=list,
+        description="other names the page answers to, e.g. the router's 'moodbox.lan' (moodbox.local, the hostname "
+        "and the box's addresses always work; any other name is refused, against DNS rebinding)",
+    )
 
 
 class Player(_Section):

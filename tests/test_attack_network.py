@@ -385,3 +385,18 @@ def test_a_stream_ends_when_its_signin_check_fails(monkeypatch):
 def test_the_systemd_unit_sets_the_open_file_limit():
     unit = (Path(__file__).parents[1] / "deploy/systemd/moodbox.service").read_text()
     assert "LimitNOFILE=4096" in unit
+
+
+def test_extra_names_from_the_config_are_answered_and_look_alikes_are_not():
+    """A router's name for the box ([web] extra_names) works; names that merely contain it do not."""
+    from web_ui.hosts import OwnNames
+
+    names = OwnNames("moodbox", extra=["Moodbox.lan"])
+
+    def status(host: str) -> int:
+        refused = names.refusal({"HTTP_HOST": host, "REQUEST_METHOD": "GET"})
+        return refused[0] if refused else 200
+
+    assert status("moodbox.lan:8080") == 200 and status("MOODBOX.LAN.") == 200
+    assert status("moodbox.lan.evil.example") == 421 and status("moodbox.fritz.box") == 421
+    assert OwnNames("moodbox").refusal({"HTTP_HOST": "moodbox.lan", "REQUEST_METHOD": "GET"})[0] == 421

@@ -96,3 +96,9 @@ def test_cli_refuses_bad_config_with_exit_78_and_the_key(tmp_path):
     assert "[mood] hysterisis: unknown key" in result.stderr
     assert "hysteresis" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_extra_page_names_must_be_host_names(tmp_path):
+    assert load(write(tmp_path, '[web]\nextra_names = ["moodbox.lan"]\n')).web.extra_names == ["moodbox.lan"]
+    with pytest.raises(ConfigError, match=r"web.extra_names.*evil example"):
+        load(write(tmp_path, '[web]\nextra_names = ["evil example/"]\n'))

@@ -49,6 +49,7 @@ PAGES = ("now", "history", "videos", "settings", "system")
 class Box(Protocol):
     """What the page needs from the Moodbox (device/moodbox.py)."""
 
+    config: Any  # device.config.Config
     view: Any
     store: Any
     state_dir: Any
@@ -126,7 +127,7 @@ def create_app(box: Box) -> Flask:
             session.get("user") == "owner" and session.get("v") == owner.version and sessions.alive(session.get("sid"))
         )
 
-    own_names = OwnNames()
+    own_names = OwnNames(extra=box.config.web.extra_names)
 
     @app.before_request
     def _guard():

@@ -34,13 +34,14 @@ def split_host(value: str) -> tuple[str, int | None] | None:
 
 
 class OwnNames:
-    def __init__(self, hostname: str | None = None) -> None:
+    def __init__(self, hostname: str | None = None, extra: list[str] | tuple[str, ...] = ()) -> None:
         self.hostname = (hostname or socket.gethostname()).lower().rstrip(".")
+        self.extra = {name.lower().rstrip(".") for name in extra}  # [web] extra_names, e.g. a router's moodbox.lan
 
     @cached_property
     def names(self) -> set[str]:
         short = self.hostname.split(".")[0]
-        return {"localhost", "moodbox.local", self.hostname, short, short + ".local"}
+        return {"localhost", "moodbox.local", self.hostname, short, short + ".local", *self.extra}
 
     @cached_property
     def addresses(self) -> set[str]:
