@@ -497,11 +497,14 @@
     });
 
     // speaker
+    let speakerAsk = 0;  // only the newest search fills the list (a click and the post-connect search can overlap)
     const loadSpeakers = async () => {
-      const list = $("#speaker-list"), err = $("#speaker-error");
-      list.innerHTML = ""; err.hidden = true;
+      const list = $("#speaker-list"), err = $("#speaker-error"), ask = ++speakerAsk;
+      list.replaceChildren(); err.hidden = true;
       try {
         const r = await api("GET", "/api/speakers");
+        if (ask !== speakerAsk) return;
+        list.replaceChildren();
         if (!r.speakers.length) { err.hidden = false; err.textContent = "No speakers found: turn the speaker on and try again."; }
         r.speakers.forEach((d) => {
           const li = document.createElement("li");
@@ -514,7 +517,7 @@
           });
           li.appendChild(b); list.appendChild(li);
         });
-      } catch (e) { err.hidden = false; err.textContent = e.message; }
+      } catch (e) { if (ask === speakerAsk) { err.hidden = false; err.textContent = e.message; } }
     };
     $("#speaker-refresh").addEventListener("click", loadSpeakers);
 
