@@ -18,6 +18,16 @@ SHARED = REPO.parent / "shared"
 MEDIA = SHARED / "media"
 DATA = SHARED / "data"
 ARTIFACTS = REPO / "artifacts"  # screenshots and logs CI keeps
+CHROMIUM_ARGS = [  # Debian's Chromium, headless, asking nothing of the network
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="session")
@@ -167,3 +177,15 @@ def daemon(tmp_path):
     yield start
     for d in started:
         d.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium under Playwright, one per test module."""
+    from playwright.sync_api import sync_playwright
+
+    (ARTIFACTS / "screenshots").mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()

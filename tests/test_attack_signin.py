@@ -15,8 +15,7 @@ import requests
 from playwright.sync_api import expect, sync_playwright
 from requests.adapters import HTTPAdapter
 
-from tests.conftest import PASSWORD, DaemonProcess, csrf_from, isolated_env
-from tests.test_browser import CHROMIUM_ARGS
+from tests.conftest import CHROMIUM_ARGS, PASSWORD, DaemonProcess, csrf_from, isolated_env
 from tests.test_web import moodbox_command
 from web_ui.signin_limits import FIRST_WAIT, FREE_TRIES
 

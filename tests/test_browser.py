@@ -11,7 +11,7 @@ import statistics
 import time
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.conftest import ARTIFACTS, PASSWORD, DaemonProcess, free_port, isolated_env
 from tests.fake_spotify import FakeSpotify
@@ -22,16 +22,6 @@ COVER_PNG = bytes.fromhex(  # a 1x1 purple PNG
     "03010180b7e9a6c50000000049454e44ae426082"
 )
 expect.set_options(timeout=15_000)  # a busy CI machine renders slower than a phone
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -62,15 +52,6 @@ def box(tmp_path_factory, fake):
     d.login().close()  # the password is set once; each test signs its own browser in
     yield d
     d.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def new_phone(browser, base: str) -> Page:

@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import ARTIFACTS, PASSWORD, DaemonProcess, free_port, isolated_env
 from tests.fake_spotify import FakeSpotify
-from tests.test_browser import CHROMIUM_ARGS, COVER_PNG  # a 1x1 PNG for Spotify's image host
+from tests.test_browser import COVER_PNG, api
 
 SHOTS = ARTIFACTS / "screenshots"
 AXE_VERSION = "4.10.3"
@@ -79,15 +79,6 @@ def box(tmp_path_factory, fake):
     d.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 def signed_in(browser: Browser, base: str, viewport: dict = PHONE, scheme: str = "dark") -> Page:
     phone = viewport["width"] < 600
     context = browser.new_context(
@@ -112,11 +103,6 @@ def phone(browser, box):
     page = signed_in(browser, box.base)
     yield page
     page.context.close()
-
-
-def api(page: Page, method: str, path: str, data: dict | None = None):
-    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
-    return page.request.fetch(path, method=method, data=data, headers={"X-CSRF-Token": token})
 
 
 def shot(page: Page, name: str) -> None:
