@@ -101,6 +101,11 @@ if [ "$MODE" = test ]; then
         as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium strace systemd mosquitto >/dev/null
     fi
+    if ! command -v npm >/dev/null; then  # the browser tests fetch axe-core (not shipped) with `npm pack`
+        say "installing npm for the accessibility audit's axe-core (apt)"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+    fi
 fi
 
 if [ "$MODE" = install ]; then

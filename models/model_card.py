@@ -29,7 +29,11 @@ def _training_summary(meta: dict) -> str:
     stages = meta.get("training", {}).get("stages")
     if not stages:
         return "(not recorded in this model's metadata)"
-    return "; ".join(_stage_line(i + 1, st) for i, st in enumerate(stages))
+    text = "; ".join(_stage_line(i + 1, st) for i, st in enumerate(stages))
+    tau = meta["training"].get("logit_adjustment_tau")
+    if tau:
+        text += f"; then post-hoc logit adjustment, tau {tau}, in the last bias (see Choices)"
+    return text
 
 
 def _gap_note(private_int8: float, meta: dict) -> str:

@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict:
                 {"model": model.state_dict(), "epoch": epoch, "public_test": metrics, "args": vars(args)},
                 args.out / ("smoke_best.pt" if args.smoke else "best.pt"),
             )
-        if not args.smoke:
+        if not (args.smoke or args.minutes):  # a time-budgeted run is not resumed (its schedule is the clock)
             save_atomically(
                 {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "best": best}, last
             )
