@@ -82,6 +82,7 @@ def logit_adjustment(tau: float, root: Path | None = None) -> np.ndarray:
     balanced-error optimum in theory.
     """
     root = root or data_dir()
-    labels = np.load(root / "fer2013.npz")["labels"][np.load(root / "fer2013.npz")["usage"] == SPLITS["Training"]]
+    d = np.load(root / "fer2013.npz")
+    labels = d["labels"][d["usage"] == SPLITS["Training"]]
     prior = np.bincount(labels, minlength=len(CLASS_NAMES)) / len(labels)
     return (-tau * np.log(prior)).astype(np.float32)

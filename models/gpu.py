@@ -51,7 +51,8 @@ def _mosaic(images: np.ndarray) -> np.ndarray:
 
 def _unmosaic(canvas: np.ndarray, n: int) -> np.ndarray:
     cols = canvas.shape[1] // TILE
-    return np.stack([canvas[(i // cols) * TILE :][:TILE, (i % cols) * TILE :][:, :TILE] for i in range(n)])
+    rows_cols = (divmod(i, cols) for i in range(n))
+    return np.stack([canvas[r * TILE : (r + 1) * TILE, c * TILE : (c + 1) * TILE] for r, c in rows_cols])
 
 
 def tree_bytes() -> int:

@@ -60,6 +60,7 @@ def rebuild(model: Path, calibration: np.ndarray):
     import torch
     from torch import nn
 
+    from models.fer import PIXEL_MEAN, PIXEL_STD
     from models.vgg16_torch import VGG16
 
     convs, dense = tflite_layers(model)
@@ -81,8 +82,6 @@ def rebuild(model: Path, calibration: np.ndarray):
             fc.bias.copy_(torch.from_numpy(b))
         # Measure each convolution's output statistics, then let BN normalise and restore them exactly.
         x = torch.from_numpy(calibration).float().unsqueeze(1)
-        from models.fer import PIXEL_MEAN, PIXEL_STD
-
         h = (x - PIXEL_MEAN) / PIXEL_STD
         net.eval()
         for layer in net.features:

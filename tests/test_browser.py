@@ -167,10 +167,8 @@ def test_pause_auto_play(page, box):
     expect(button).to_have_text("Pause auto-play")
 
 
-def connect_spotify(page: Page) -> None:
-    api(page, "POST", "/api/spotify/disconnect")
-    page.goto("/settings")
-    expect(page.locator("#spotify-state")).to_contain_text("Not connected")
+def sign_in_with_spotify(page: Page, screenshot: str | None = None) -> None:
+    """Tap Connect, follow Spotify's sign-in in the new tab, paste the address it lands on back into Settings."""
     with page.context.expect_page() as popup_info:
         page.click("#spotify-start")
     popup = popup_info.value
@@ -183,9 +181,17 @@ def connect_spotify(page: Page) -> None:
     assert landed, "the authorise page did not send the browser to the redirect address"
     popup.close()  # on a phone this is the page that does not open
     page.fill("#spotify-url", landed[0])
-    shot(page, "04-paste-back")
+    if screenshot:
+        shot(page, screenshot)
     page.click("#spotify-finish button[type=submit]")
     expect(page.locator("#spotify-state")).to_have_text("Connected.")
+
+
+def connect_spotify(page: Page) -> None:
+    api(page, "POST", "/api/spotify/disconnect")
+    page.goto("/settings")
+    expect(page.locator("#spotify-state")).to_contain_text("Not connected")
+    sign_in_with_spotify(page, "04-paste-back")
     assert page.request.get("/api/spotify").json()["state"] == "connected"
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import ARTIFACTS, PASSWORD, DaemonProcess, free_port, isolated_env
 from tests.fake_spotify import FakeSpotify
-from tests.test_browser import COVER_PNG, api
+from tests.test_browser import COVER_PNG, api, sign_in_with_spotify
 
 SHOTS = ARTIFACTS / "screenshots"
 AXE_VERSION = "4.10.3"
@@ -286,19 +285,7 @@ def test_spotify_is_set_up_on_the_page_and_the_cover_shows(phone, box, fake):
     phone.fill("#client-id", CLIENT_ID)
     phone.click("#client-id-form button[type=submit]")
     expect(phone.locator("#spotify-state")).to_contain_text("Not connected")
-    with phone.context.expect_page() as popup_info:
-        phone.click("#spotify-start")
-    popup = popup_info.value
-    landed: list[str] = []
-    popup.on("request", lambda r: landed.append(r.url) if "/callback?" in r.url else None)
-    popup.wait_for_load_state("domcontentloaded")
-    deadline = time.monotonic() + 10
-    while not landed and time.monotonic() < deadline:
-        phone.wait_for_timeout(100)
-    popup.close()
-    phone.fill("#spotify-url", landed[0])
-    phone.click("#spotify-finish button[type=submit]")
-    expect(phone.locator("#spotify-state")).to_have_text("Connected.")
+    sign_in_with_spotify(phone)
     phone.click("#speaker-refresh")
     phone.locator("#speaker-list .pick").filter(has_text="Living Room (Speaker)").click()
     expect(phone.locator("#speaker-chosen")).to_have_text("Living Room")
