@@ -247,11 +247,11 @@ def main() -> None:
         and result["watchdog"]["longest_gap_s"] < WATCHDOG_SECONDS
         and bool(times)
         and result["expression_to_play_summary"]["missed"] == 0
-        and result["expression_to_play_summary"]["median_s"] <= result["dwell_seconds"] + 1.0
+        and result["expression_to_play_summary"]["max_s"] <= result["dwell_seconds"] + 1.0
     )
     print(
         "checks (page and /healthz p95 < 200 ms, frames dropped, capture never held up, watchdog fed, every change "
-        "played, median expression -> play within dwell + 1 s):",
+        "played, every expression -> play within dwell + 1 s):",
         "met" if ok else "NOT met",
     )
 

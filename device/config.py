@@ -67,7 +67,7 @@ class Emotion(_Section):
 
 
 class Mood(_Section):
-    window_seconds: Annotated[float, Field(gt=0, le=60)] = 1.5
+    window_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
     min_confidence: Annotated[float, Field(ge=0, le=1)] = 0.40
     hysteresis: Annotated[float, Field(ge=0, le=1)] = 0.10
     dwell_seconds: Annotated[float, Field(ge=0, le=600)] = 1.0

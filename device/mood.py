@@ -21,7 +21,7 @@ from device.events import EMOTIONS, NOBODY, MoodChange, Reading
 
 @dataclass(frozen=True)
 class MoodSettings:
-    window_seconds: float = 1.5
+    window_seconds: float = 1.0
     min_confidence: float = 0.40
     hysteresis: float = 0.10
     dwell_seconds: float = 1.0

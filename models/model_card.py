@@ -152,7 +152,7 @@ def _experiment_notes(rows: dict) -> str:
   {d("mirror", "baseline", "realval")}; with tau 0.5, {d("la-0.5-mirror", "la-0.5", "PrivateTest")} and
   {d("la-0.5-mirror", "la-0.5", "realval")} over tau 0.5 alone) but doubles the classification per face. It stays
   off by default (`[emotion] mirror = true` turns it on): on a Pi 4 a face already costs about 80 ms, and the mood
-  averages 1.5 s of frames, which smooths much of what mirroring smooths.
+  averages 1 s of frames, which smooths much of what mirroring smooths.
 - **Crop margin:** the calibrated 1.137 stays. A tighter 1.0 reads realval {d("la-0.5-margin-1.0", "la-0.5", "realval")}
   points better overall but drops fear to {_pct(fear)}; a looser 1.25 is {d("la-0.5-margin-1.25", "la-0.5", "realval")}.
 {_photometric_note(rows)}"""

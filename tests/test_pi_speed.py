@@ -115,10 +115,26 @@ def test_the_daemon_at_pi_speed_with_five_faces(tmp_path):
     assert result["watchdog"]["pings"] >= 10 and result["watchdog"]["longest_gap_s"] < WATCHDOG_SECONDS * 0.75, report
     # Memory stays flat.
     assert result["rss_mb"]["last_third_max"] - result["rss_mb"]["first_third_max"] < 15, report
-    # A change of expression reaches the player within the dwell plus 1 s (median; at full speed it takes 1.7-2.0 s
-    # with the default 1.5 s window and 1 s dwell, and a Pi adds about one frame's analysis, 0.1 s, to that).
+    # Every change of expression reaches the player within the dwell plus 1 s. With the default 1 s window and
+    # 1 s dwell, full speed takes about 1.55 s (the window needs 0.55 s to turn, then the dwell); a Pi adds about
+    # one frame's analysis and the faces' turns, 0.1-0.2 s, to that.
     assert result["expression_changes"] == ["sad", "happy", "surprise"], report
     times = result["expression_to_play_s"]
     assert None not in times, report
-    assert sorted(times)[1] <= result["dwell_seconds"] + 1.0 and max(times) <= result["dwell_seconds"] + 1.25, report
+    assert max(times) <= result["dwell_seconds"] + 1.0, report
     assert result["daemon_exit"] == 0, report
+
+
+def test_the_pi_estimate_counts_the_models_own_operations():
+    from pathlib import Path
+
+    from benchmarks.pi_estimate import count_macs
+    from device.emotion import DEFAULT_MODEL
+    from device.faces._blazeface import ASSETS
+
+    # VGG16's 13 convolutions on a 48x48 grey face and its classifier head: 0.70 GMAC, counted from the file.
+    assert 0.69e9 < count_macs(Path(DEFAULT_MODEL)) < 0.72e9
+    # BlazeFace full-range at 192x192 is about a sixth of that, the short-range model a quarter of full-range.
+    full = count_macs(ASSETS / "face_detection_full_range_sparse.tflite")
+    short = count_macs(ASSETS / "face_detection_short_range.tflite")
+    assert 0.10e9 < full < 0.13e9 and 3 < full / short < 5
