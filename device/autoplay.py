@@ -71,9 +71,14 @@ class AutoPlay:
             self._wake.notify()
 
     def restart(self) -> None:
-        """A new player or speaker: forget what was started, so the room's mood plays there now."""
+        """A new player or speaker: forget what was started, so the room's mood plays there now.
+
+        The page stops showing the old track at once: it was on the old player or speaker, which Moodbox no longer
+        drives (after Spotify is disconnected, its last track would otherwise stay on the page as if playing).
+        """
         with self._wake:
             self.played_mood, self.played_at, self.playing, self.retry_at = None, None, None, 0.0
+            self.view.set_playing(None)
             self._dirty = True
             self._wake.notify()
 

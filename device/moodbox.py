@@ -242,7 +242,7 @@ class Moodbox:
 
     def spotify_disconnect(self) -> None:
         self.spotify_auth.disconnect()
-        self.autoplay.poke()
+        self.autoplay.restart()  # the preview takes over, and the page forgets Spotify's last track
 
     def speakers(self) -> list[dict[str, Any]]:
         return self.spotify.devices()  # PlayerError when Spotify is not reachable

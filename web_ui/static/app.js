@@ -134,7 +134,7 @@
         ? " Trying again in " + countdown(cam.retry_at) + "." : " Trying again now.";
       return { state: "failing", title: "No picture", why: "The camera is not working" + (cam.error ? " (" + cam.error + ")" : "") + "." + when };
     }
-    if (cam.state !== "live") return { state: "starting", title: "Starting", why: "Moodbox is starting: the camera is opening." };
+    if (cam.state !== "live") return { state: "starting", title: "Starting", why: "The camera is opening. The mood shows with its first pictures." };
     if (mood === "nobody") {
       if ((s.faces || []).length) return { state: "settling", title: "Reading…", why: "" };
       return { state: "nobody", title: "Nobody here", why: "Nobody in view: the music carries on." };
@@ -209,7 +209,9 @@
       const ap = s.autoplay || {};
       autoplayOn = ap.enabled !== false;
       const player = s.player || {};
-      $("#player-state").textContent = [ap.next ? "" : ap.waiting, player.message].filter(Boolean).join(" · ");
+      // "nobody here" is the auto-play's reading of an empty room; while the camera is not looking it means nothing.
+      const waiting = ap.next || (!camLive && ap.waiting === "nobody here") ? "" : ap.waiting;
+      $("#player-state").textContent = [waiting, player.message].filter(Boolean).join(" · ");
 
       const btn = $("#autoplay-toggle");
       btn.textContent = autoplayOn ? "Pause auto-play" : "Resume auto-play";
