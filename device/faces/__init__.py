@@ -19,16 +19,19 @@ class FaceDetector(Protocol):
 
 
 def make_detector(kind: str = "auto", min_score: float = 0.6, max_faces: int = 5, threads: int = 2) -> FaceDetector:
-    """`blazeface` (BlazeFace full range), `blazeface-short` (faces within about 2 m), `haar` (OpenCV 4.x),
-    or `auto`: BlazeFace, and Haar only if no TFLite runtime is installed.
+    """`blazeface` (BlazeFace full range, and short range on frames where full range finds nobody, for faces
+    close to the camera), `blazeface-short` (faces within about 2 m only), `haar` (OpenCV 4.x), or `auto`:
+    BlazeFace, and Haar only if no TFLite runtime is installed.
 
     Two threads by default, like the classifier, for the Pi's four cores: alone, BlazeFace full-range takes about
     2.2 ms instead of 3.6 ms on two x86 cores, but there the two models' thread pools slow each other down (README,
     Performance)."""
-    from device.faces._blazeface import BlazeFace
+    from device.faces._blazeface import BlazeFace, FullRangeWithCloseUps
 
-    if kind in ("blazeface", "blazeface-short"):
-        return BlazeFace("short" if kind == "blazeface-short" else "full", min_score, max_faces, threads)
+    if kind == "blazeface":
+        return FullRangeWithCloseUps(min_score, max_faces, threads)
+    if kind == "blazeface-short":
+        return BlazeFace("short", min_score, max_faces, threads)
     if kind == "haar":
         from device.faces._haar import HaarFaces
 
@@ -37,7 +40,7 @@ def make_detector(kind: str = "auto", min_score: float = 0.6, max_faces: int = 5
         from device.litert import ModelError
 
         try:
-            return BlazeFace("full", min_score, max_faces, threads)
+            return FullRangeWithCloseUps(min_score, max_faces, threads)
         except ModelError:
             from device.faces._haar import HaarFaces
 

@@ -117,3 +117,39 @@ class BlazeFace:
             kp = tuple((float(a), float(b)) for a, b in pts * to_frame - offset)
             faces.append(Face(float(x0), float(y0), float(x1 - x0), float(y1 - y0), score, kp))
         return faces
+
+
+class FullRangeWithCloseUps:
+    """BlazeFace full-range, and short-range on the frames where full-range finds no face.
+
+    Full-range (faces from about 0.5 m to 5 m) misses some faces that fill much of the frame: 4 of the 243 realval
+    photos, faces over half the frame wide, scored 0.57-0.60 against the 0.6 threshold. Short-range, made for faces
+    within about 2 m, finds all 243 and nothing in empty rooms. It runs only when full-range found nothing, so a
+    frame with faces costs what it did; an empty frame costs about 1 ms more here.
+
+    Short-range draws its boxes about 5% smaller than full-range, centred about 4% of the face lower (medians over
+    the realval photos and the 96 video frames where both find the face). They are put into full-range's framing,
+    so the classifier's crop, calibrated on full-range boxes, stays right.
+    """
+
+    name = "blazeface-full+short"
+    _SIZE = 1 / 0.95  # short-range box -> full-range box, about the centre
+    _DROP = 0.043  # short-range centres sit this much of the face's height lower
+
+    def __init__(self, min_score: float = 0.6, max_faces: int = 5, threads: int = 2) -> None:
+        self.full = BlazeFace("full", min_score, max_faces, threads)
+        self.close = BlazeFace("short", min_score, max_faces, threads)
+
+    def detect(self, grey: np.ndarray) -> list[Face]:
+        faces = self.full.detect(grey)
+        if faces:
+            return faces
+        h, w = grey.shape[:2]
+        framed = []
+        for f in self.close.detect(grey):
+            fw, fh = f.w * self._SIZE, f.h * self._SIZE
+            cx, cy = f.x + f.w / 2, f.y + f.h / 2 - self._DROP * fh
+            x0, y0 = max(cx - fw / 2, 0.0), max(cy - fh / 2, 0.0)
+            x1, y1 = min(cx + fw / 2, float(w)), min(cy + fh / 2, float(h))
+            framed.append(Face(x0, y0, x1 - x0, y1 - y0, f.score, f.keypoints))
+        return framed
