@@ -186,9 +186,21 @@ def default_path() -> Path:
 
 
 def _describe(model: type[BaseModel], loc: tuple) -> str:
-    """'[camera] source' for a location, and the keys allowed where the error is."""
-    section = ".".join(str(p) for p in loc[:-1])
-    return f"[{section}] {loc[-1]}" if section else str(loc[-1])
+    """'[camera] source' for a location; a list's entry is named by its place ('[web] extra_names, entry 2')."""
+    keys = [p for p in loc if not isinstance(p, int)]
+    entry = f", entry {loc[-1] + 1}" if loc and isinstance(loc[-1], int) else ""
+    section = ".".join(str(p) for p in keys[:-1])
+    return (f"[{section}] {keys[-1]}" if section else str(keys[-1])) + entry
+
+
+# What a pattern means, for the user: pydantic would print the regular expression.
+_PATTERNS = {
+    "extra_names": "not a host name: use letters, digits, dots and hyphens, like moodbox.lan",
+    "api_url": "must start with http:// or https://",
+    "accounts_url": "must start with http:// or https://",
+    "region": "must be a two-letter country code in capitals, like GB or US",
+    "client_id": "not a Spotify Client ID: copy the 32 letters and digits from the app's page on developer.spotify.com",
+}
 
 
 def _allowed_keys(loc: tuple) -> list[str]:
@@ -210,6 +222,9 @@ def explain(error: ValidationError, path: Path | str) -> str:
             lines.append(f"  {where}: unknown key; allowed here: {', '.join(_allowed_keys(loc))}")
         elif e["type"] == "literal_error":
             lines.append(f"  {where} = {e['input']!r}: allowed values are {e['ctx']['expected']}")
+        elif e["type"] == "string_pattern_mismatch":
+            key = next((str(p) for p in reversed(loc) if not isinstance(p, int)), "")
+            lines.append(f"  {where} = {e['input']!r}: {_PATTERNS.get(key, e['msg'])}")
         else:
             lines.append(f"  {where} = {e['input']!r}: {e['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
