@@ -169,3 +169,28 @@ def test_realval_evaluation_matches_the_committed_metadata(classifier):
     assert result["detection_misses"] == acc["realval_detection_misses"]
     card = (REPO / "models" / "MODEL_CARD.md").read_text()
     assert "Real photos, whole pipeline" in card and f"{100 * acc['realval_int8']:.2f}%" in card
+
+
+def test_the_contrast_experiments_normalise_what_they_say(tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+
+    from models import experiments
+
+    rng = np.random.default_rng(0)
+    dim = rng.integers(60, 100, (48, 48), dtype=np.uint8)  # a dim, flat face
+    out = experiments.contrast("standardise")(dim).astype(np.float32)
+    assert abs(out.mean() - 129) < 3 and abs(out.std() - 54.3) < 3
+    stretched = experiments.contrast("stretch")(dim)
+    assert stretched.min() == 0 and stretched.max() == 255
+    assert experiments.contrast("histeq")(dim).std() > dim.std() * 2
+    assert experiments.contrast(None) is None
+
+    # A row measured again keeps its place in the table.
+    record = tmp_path / "experiments.json"
+    record.write_text(json.dumps([{"name": "a", "v": 1}, {"name": "b", "v": 1}]))
+    monkeypatch.setattr(experiments, "RECORD", record)
+    monkeypatch.setattr(experiments, "measure", lambda *a, **k: {"v": 2})
+    experiments.main(["a", "--checkpoint", "x.pt", "--what", "again"])
+    assert [(r["name"], r["v"]) for r in json.loads(record.read_text())] == [("a", 2), ("b", 1)]
