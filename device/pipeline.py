@@ -136,7 +136,7 @@ class Pipeline:
         reading = Reading(frame.t, results, (w, h), arrived, timings)
         change = self.engine.update(reading if fresh is results else replace(reading, faces=fresh))
         timings["mood"] = (time.perf_counter() - t2) * 1000
-        self._account(timings)
+        self._account(timings, classified=bool(fresh))
         self.last_reading = reading
         self.last_grey = grey if self.keep_last_frame else None
         if self.bus is not None:
@@ -171,10 +171,12 @@ class Pipeline:
             return every, every
         return every, tuple(FaceEmotion(t.face, t.probabilities) for t in tracks if id(t) in done)
 
-    def _account(self, timings: dict[str, float]) -> None:
+    def _account(self, timings: dict[str, float], classified: bool) -> None:
         self.frames += 1
         self._arrivals.append(time.monotonic())
         for stage, ms in timings.items():
+            if stage == "classify" and not classified:
+                continue  # an empty room classifies nothing: its 0 ms would hide what a face costs
             self._timings.setdefault(stage, deque(maxlen=120)).append(ms)
 
     @property

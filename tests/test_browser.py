@@ -7,13 +7,14 @@ pairing code) has a daemon of its own. Screenshots go to artifacts/screenshots.
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import ARTIFACTS, PASSWORD, DaemonProcess, free_port, isolated_env
+from tests.conftest import ARTIFACTS, PASSWORD, REPO, DaemonProcess, free_port, isolated_env
 from tests.fake_spotify import FakeSpotify
 
 SHOTS = ARTIFACTS / "screenshots"
@@ -275,6 +276,13 @@ def test_other_pages_render(page):
     page.goto("/system")
     expect(page.locator("#sys-model")).not_to_have_text("…")
     expect(page.locator("#sys-fps")).not_to_have_text("…")
+    # The model's measured accuracy on FER2013 and on real photos, from its metadata; each player fact once.
+    meta = json.loads((REPO / "models" / "emotion_vgg16_int8.json").read_text())["accuracy"]
+    expect(page.locator("#sys-accuracy")).to_have_text(
+        f"{round(meta['private_test_int8'] * 100)}% FER2013 · {round(meta['realval_int8'] * 100)}% real photos"
+    )
+    parts = page.locator("#sys-player").text_content().split(" · ")
+    assert len(parts) == len(set(parts)), parts
     page.goto("/videos")
     expect(page.locator("#video-notice")).to_contain_text("No YouTube API key")
 

@@ -613,14 +613,19 @@
       $("#sys-camera").textContent = (cam.source || "?") + " · " + (cam.state || "?") + (cam.error ? " · " + cam.error : "");
       $("#sys-fps").textContent = (pl.fps || 0).toFixed(1);
       const lat = pl.latency_ms || {};
-      $("#sys-latency").textContent = (lat.detect || 0).toFixed(1) + " / " + (lat.classify || 0).toFixed(1) + " ms";
+      $("#sys-latency").textContent = (lat.detect || 0).toFixed(1) + " / " +
+        (lat.classify != null ? lat.classify.toFixed(1) + " ms" : "– ms (no face yet)");
       const ls = window.moodbox.latencies.slice().sort((a, b) => a - b);
       $("#sys-page-latency").textContent = ls.length ? Math.round(ls[Math.floor(ls.length / 2)] * 1000) + " ms median" : "…";
       $("#sys-model").textContent = (model.version || "?") + (model.interim ? " (interim)" : "");
       const acc = model.accuracy || {};
-      $("#sys-accuracy").textContent = acc.private_test_int8 ? pct(acc.private_test_int8) + " (int8)" : "not measured";
+      $("#sys-accuracy").textContent = [
+        acc.private_test_int8 ? pct(acc.private_test_int8) + " FER2013" : "",
+        acc.realval_int8 ? pct(acc.realval_int8) + " real photos" : "",
+      ].filter(Boolean).join(" · ") || "not measured";
       const player = s.player || {};
-      $("#sys-player").textContent = (player.player || "?") + " · " + (player.state || "") + (player.speaker ? " · " + player.speaker : "");
+      $("#sys-player").textContent = [player.player || "?", player.state !== player.player ? player.state : "", player.speaker]
+        .filter(Boolean).join(" · ");
       $("#sys-uptime").textContent = pl.uptime_s ? Math.round(pl.uptime_s / 60) + " min" : "…";
       const mq = s.mqtt || { state: "off" };  // Home Assistant link: state, broker, the last problem
       $("#sys-mqtt").textContent = mq.state + (mq.broker ? " · " + mq.broker : "") + (mq.error && mq.state !== "connected" ? " · " + mq.error : "");
