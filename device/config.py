@@ -188,7 +188,9 @@ def default_path() -> Path:
 def _describe(model: type[BaseModel], loc: tuple) -> str:
     """'[camera] source' for a location; a list's entry is named by its place ('[web] extra_names, entry 2')."""
     keys = [p for p in loc if not isinstance(p, int)]
-    entry = f", entry {loc[-1] + 1}" if loc and isinstance(loc[-1], int) else ""
+    if not keys:
+        return "(the file as a whole)"
+    entry = f", entry {loc[-1] + 1}" if isinstance(loc[-1], int) else ""
     section = ".".join(str(p) for p in keys[:-1])
     return (f"[{section}] {keys[-1]}" if section else str(keys[-1])) + entry
 

@@ -128,8 +128,8 @@ class FullRangeWithCloseUps:
     frame with faces costs what it did; an empty frame costs about 1 ms more here.
 
     Short-range draws its boxes about 5% smaller than full-range, centred about 4% of the face lower (medians over
-    the realval photos and the 96 video frames where both find the face). They are put into full-range's framing,
-    so the classifier's crop, calibrated on full-range boxes, stays right.
+    the realval photos, and over the 95 frames of the test video and the portrait where both find the face). They
+    are put into full-range's framing, so the classifier's crop, calibrated on full-range boxes, stays right.
     """
 
     name = "blazeface-full+short"
