@@ -9,6 +9,7 @@ surely as their label are kept. Re-run after shipping a new model.
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import cv2
@@ -53,7 +54,8 @@ def score(face: np.ndarray, label: str, detector, classifier) -> float:
     return float(np.mean(probs))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     detector, classifier = make_detector("blazeface"), EmotionClassifier()
     chosen: dict[str, list[tuple[float, np.ndarray]]] = {}
     for name, faces in candidates().items():
