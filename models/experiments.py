@@ -81,6 +81,11 @@ def measure(
     return out
 
 
+def load() -> list[dict]:
+    """The rows recorded so far, in the card's order."""
+    return json.loads(RECORD.read_text()) if RECORD.exists() else []
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name")
@@ -105,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
         "contrast": args.contrast,
         **measure(args.checkpoint, args.logit_adjust, args.mirror, args.model, args.margin, args.contrast),
     }
-    rows = json.loads(RECORD.read_text()) if RECORD.exists() else []
+    rows = load()
     names = [r["name"] for r in rows]
     if args.name in names:  # measured again: the row keeps its place in the table
         rows[names.index(args.name)] = row

@@ -194,3 +194,34 @@ def test_the_contrast_experiments_normalise_what_they_say(tmp_path, monkeypatch)
     monkeypatch.setattr(experiments, "measure", lambda *a, **k: {"v": 2})
     experiments.main(["a", "--checkpoint", "x.pt", "--what", "again"])
     assert [(r["name"], r["v"]) for r in json.loads(record.read_text())] == [("a", 2), ("b", 1)]
+
+
+def test_a_check_in_records_the_run_and_ships_only_what_is_better_on_both(tmp_path, monkeypatch):
+    import json
+
+    import torch
+
+    from models import checkin, experiments
+
+    record = tmp_path / "experiments.json"
+    shipped = {"name": "shipped", "PrivateTest": {"accuracy": 0.70}, "realval": {"accuracy_all": 0.77}}
+    record.write_text(json.dumps([shipped]))
+    monkeypatch.setattr(experiments, "RECORD", record)
+    ckpt = tmp_path / "best.pt"
+    torch.save({"epoch": 11, "public_test": {"acc": 0.641}, "args": {"epochs": 150}}, ckpt)
+    ran: list[list[str]] = []
+    monkeypatch.setattr(checkin.subprocess, "run", lambda cmd, **kw: ran.append(cmd))
+
+    def measured(private: float, realval: float):
+        return lambda *a, **k: {"PrivateTest": {"accuracy": private}, "realval": {"accuracy_all": realval}}
+
+    argv = ["--checkpoint", str(ckpt), "--against", "shipped", "--ship"]
+    monkeypatch.setattr(experiments, "measure", measured(0.69, 0.80))  # better on real photos, worse on FER2013
+    assert checkin.main(argv) is False and ran == []
+    rows = json.loads(record.read_text())
+    assert [r["name"] for r in rows] == ["shipped", "long-run"]
+    assert "after epoch 12 of 150, PublicTest 64.1%" in rows[1]["what"]
+    monkeypatch.setattr(experiments, "measure", measured(0.71, 0.78))  # better on both: converted and evaluated
+    assert checkin.main(argv) is True
+    assert [cmd[2] for cmd in ran] == ["models.convert", "models.evaluate"]
+    assert [r["name"] for r in json.loads(record.read_text())] == ["shipped", "long-run"]  # the row kept its place
