@@ -246,11 +246,14 @@ def test_the_page_says_starting_until_the_camera_gives_a_picture(browser, fake, 
 
     def camera() -> None:  # a 640x480 stream at 15 fps, written like a camera delivers it
         grey, chroma = crowd_frames("happy", variants=1)[0].tobytes(), bytes([128]) * (WIDTH * HEIGHT // 2)
-        with open(fifo, "wb") as f:
-            f.write(f"YUV4MPEG2 W{WIDTH} H{HEIGHT} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
-            while not stop.is_set():
-                f.write(b"FRAME\n" + grey + chroma)
-                time.sleep(1 / FPS)
+        try:
+            with open(fifo, "wb") as f:
+                f.write(f"YUV4MPEG2 W{WIDTH} H{HEIGHT} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
+                while not stop.is_set():
+                    f.write(b"FRAME\n" + grey + chroma)
+                    time.sleep(1 / FPS)
+        except BrokenPipeError:
+            pass  # the daemon stopped first
 
     writer = threading.Thread(target=camera, daemon=True)
     try:
