@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def describe(checkpoint: Path) -> str:
-    """'epoch 12 of 150 (PublicTest 64.1%)' from the checkpoint itself."""
+    """'best checkpoint after epoch 12 of 150, PublicTest 64.1% at its best epoch', from the checkpoint itself."""
     import torch
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)

@@ -57,8 +57,12 @@ def cropped_to_face(pipeline, grey: np.ndarray, margin: float, size: int = 256) 
     reading, _ = pipeline.process(Frame(grey, 0.0, 0))
     if not reading.faces:
         return None
-    f = max(reading.faces, key=lambda r: r.face.w * r.face.h).face
-    cx, cy, side = f.x + f.w / 2, f.y + f.h / 2, max(f.w, f.h) * margin
+    return cut_square(grey, max(reading.faces, key=lambda r: r.face.w * r.face.h).face, margin, size)
+
+
+def cut_square(grey: np.ndarray, face, margin: float, size: int = 256) -> np.ndarray:
+    """A square around `face` (frame pixels), `margin` times its box, resized to `size` pixels."""
+    cx, cy, side = face.x + face.w / 2, face.y + face.h / 2, max(face.w, face.h) * margin
     x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
     cut = grey[y0 : int(cy + side / 2), x0 : int(cx + side / 2)]
     return cv2.resize(cut, (size, size), interpolation=cv2.INTER_AREA)

@@ -134,6 +134,7 @@ def test_photos_cropped_to_the_face_are_found(detector, margin):
     margins 1.3, 1.1 and 0.9; with the short-range fallback, and its second look with the frame's edges
     extended, every face is found with a box that fills the picture, but for one of 41 at 0.9 (full-range takes
     a wide-open mouth for a small face there)."""
+    from models.realval import cut_square
     from tests.conftest import DATA
 
     photos = sorted((DATA / "realval").glob("*/*.png"))[::6]
@@ -141,10 +142,7 @@ def test_photos_cropped_to_the_face_are_found(detector, margin):
     for p in photos:
         grey = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
         (f,) = detector.detect(small(grey))
-        k = grey.shape[1] / 320
-        cx, cy, side = (f.x + f.w / 2) * k, (f.y + f.h / 2) * k, max(f.w, f.h) * k * margin
-        x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
-        crop = cv2.resize(grey[y0 : int(cy + side / 2), x0 : int(cx + side / 2)], (256, 256))
+        crop = cut_square(grey, f.scaled(grey.shape[1] / 320), margin)
         found = detector.detect(crop)
         if len(found) != 1 or found[0].w < 256 / margin * 0.6:
             missed.append((p.name, [x.box for x in found]))
