@@ -46,7 +46,7 @@ class Camera(_Section):
 
 
 class Faces(_Section):
-    detector: Literal["auto", "blazeface", "blazeface-short", "haar"] = "auto"
+    detector: Literal["auto", "blazeface", "blazeface-full", "blazeface-short", "haar"] = "auto"
     min_score: Annotated[float, Field(gt=0, lt=1)] = 0.6
     max_faces: Annotated[int, Field(ge=1, le=20)] = 5
 

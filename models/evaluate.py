@@ -145,6 +145,19 @@ def machine() -> str:
     return f"{name}, {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
 
 
+def face_crop_results(model: Path) -> dict:
+    """The realval photos cut to the face, as many expression photo sets are: does the pipeline still find and
+    read them? With the device's detector, and with BlazeFace full-range alone (the device's before)."""
+    from models.realval import evaluate_realval
+
+    out: dict = {}
+    for margin in FACE_CROP_MARGINS:
+        for name, detector in (("device", "auto"), ("full_range_alone", "blazeface-full")):
+            r = evaluate_realval(model, face_crop=margin, detector=detector)["int8"]
+            out.setdefault(str(margin), {})[name] = {k: r[k] for k in ("accuracy_all", "detection_misses")}
+    return out
+
+
 def evaluate(checkpoint: Path | None, model: Path, logit_shift: np.ndarray | None = None) -> dict:
     from models.realval import evaluate_realval
 
@@ -169,13 +182,7 @@ def evaluate(checkpoint: Path | None, model: Path, logit_shift: np.ndarray | Non
                 "accuracy_flip_tta": float(((q + qf).argmax(1) == split.labels).mean()),
             }
     results["realval"] = evaluate_realval(model, checkpoint, logit_shift=logit_shift)
-    # The same photos cut to the face, as many expression photo sets are: does the pipeline still find and read them?
-    results["realval_face_crop"] = {
-        str(margin): {
-            k: evaluate_realval(model, face_crop=margin)["int8"][k] for k in ("accuracy_all", "detection_misses")
-        }
-        for margin in FACE_CROP_MARGINS
-    }
+    results["realval_face_crop"] = face_crop_results(model)
     results["latency_ms"] = int8_latency_ms(model)
     results["size_bytes"] = model.stat().st_size
     results["machine"] = machine()

@@ -110,20 +110,20 @@ def _face_crop_section(results: dict) -> str:
     if not crops:
         return ""
     rows = "\n".join(
-        f"| {float(m):.1f} | {_pct(r['accuracy_all'])} | {r['detection_misses']} |" for m, r in crops.items()
+        f"| {float(m):.1f} | {_pct(r['device']['accuracy_all'])} | {r['device']['detection_misses']} "
+        f"| {_pct(r['full_range_alone']['accuracy_all'])} | {r['full_range_alone']['detection_misses']} |"
+        for m, r in crops.items()
     )
     return f"""
 Many expression photo sets are cropped to the face. The same photos cut to a square around the face
 (`python -m models.realval --face-crop MARGIN`: the margin times the face box, 256x256; at 0.9 the chin or the
-hair is cut off), int8, a missed face counted as wrong:
+hair is cut off), int8, a missed face counted as wrong. The device's detector looks again with BlazeFace
+short-range where full-range finds nobody, and once more with the frame's edges extended; the last two columns
+are BlazeFace full-range alone, which the device used before (`--detector blazeface-full`):
 
-| margin | accuracy | faces not found |
-|---|---|---|
+| margin | accuracy | faces not found | full-range alone: accuracy | full-range alone: not found |
+|---|---|---|---|---|
 {rows}
-
-BlazeFace full-range alone, which the device used before, found 164, 46 and 1 of these 243 faces at margins
-1.3, 1.1 and 0.9 (51.9%, 16.0% and 0.0% accuracy); the device now looks again with the short-range model where
-full-range finds nobody, and once more with the frame's edges extended.
 """
 
 

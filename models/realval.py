@@ -40,13 +40,13 @@ class Photo:
     int8: np.ndarray | None  # the device's seven probabilities for that face
 
 
-def _pipeline(model: Path):
+def _pipeline(model: Path, detector: str = "auto"):
     from device.emotion import EmotionClassifier
     from device.faces import make_detector
     from device.mood import MoodEngine, MoodSettings
     from device.pipeline import Pipeline
 
-    return Pipeline(make_detector("auto"), EmotionClassifier(model, threads=2), MoodEngine(MoodSettings()))
+    return Pipeline(make_detector(detector), EmotionClassifier(model, threads=2), MoodEngine(MoodSettings()))
 
 
 def cropped_to_face(pipeline, grey: np.ndarray, margin: float, size: int = 256) -> np.ndarray | None:
@@ -69,10 +69,16 @@ def cut_square(grey: np.ndarray, face, margin: float, size: int = 256) -> np.nda
 
 
 def run_photos(
-    model: Path, folder: Path | None = None, margin: float | None = None, face_crop: float | None = None
+    model: Path,
+    folder: Path | None = None,
+    margin: float | None = None,
+    face_crop: float | None = None,
+    detector: str = "auto",
 ) -> list[Photo]:
     """Every realval photo through the device pipeline with this model (`margin` overrides the crop's; with
-    `face_crop`, each photo is first cut to its face at that margin, see `cropped_to_face`)."""
+    `face_crop`, each photo is first cut to its face at that margin, see `cropped_to_face`; `detector` is a
+    `make_detector` kind, while the cut to the face always uses the device's default detector, so that every
+    detector is scored on the same cut photos)."""
     import dataclasses
 
     from device.events import Frame
@@ -81,7 +87,8 @@ def run_photos(
     rows = list(csv.DictReader((folder / "labels.csv").open()))
     if not rows:
         raise SystemExit(f"{folder / 'labels.csv'} lists no photos")
-    pipeline = _pipeline(model)
+    pipeline = _pipeline(model, detector)
+    cutter = pipeline if detector == "auto" else _pipeline(model)
     if margin is not None:
         pipeline.classifier.framing = dataclasses.replace(pipeline.classifier.framing, margin=margin)
     photos = []
@@ -90,7 +97,7 @@ def run_photos(
         if grey is None:
             raise SystemExit(f"{folder / row['file']}: not an image OpenCV can read")
         if face_crop is not None:
-            cut = cropped_to_face(pipeline, grey, face_crop)
+            cut = cropped_to_face(cutter, grey, face_crop)
             grey = cut if cut is not None else grey
         reading, _ = pipeline.process(Frame(grey, 0.0, 0))
         label = CLASS_NAMES.index(row["label"])
@@ -153,8 +160,9 @@ def evaluate_realval(
     folder: Path | None = None,
     logit_shift: np.ndarray | None = None,
     face_crop: float | None = None,
+    detector: str = "auto",
 ) -> dict:
-    photos = run_photos(model, folder, face_crop=face_crop)
+    photos = run_photos(model, folder, face_crop=face_crop, detector=detector)
     out = {"int8": score(photos, [ph.int8 for ph in photos])}
     if checkpoint is not None and checkpoint.exists():
         out["float"] = float_scores(photos, checkpoint, logit_shift=logit_shift)
@@ -172,9 +180,15 @@ def main(argv: list[str] | None = None) -> dict:
         help="first cut each photo to its face, MARGIN times the face box, at 256x256 (like photo sets cropped "
         "to the face; 1.1 is tight, 0.9 cuts the chin)",
     )
+    p.add_argument(
+        "--detector",
+        default="auto",
+        choices=("auto", "blazeface", "blazeface-full", "blazeface-short", "haar"),
+        help="the face detector to score (default: the device's); --face-crop still cuts with the device's",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    result = evaluate_realval(args.model, args.checkpoint, face_crop=args.face_crop)
+    result = evaluate_realval(args.model, args.checkpoint, face_crop=args.face_crop, detector=args.detector)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -14,7 +14,7 @@ def small(grey: np.ndarray, width: int = 320) -> np.ndarray:
     return cv2.resize(grey, (width, round(grey.shape[0] * width / grey.shape[1])), interpolation=cv2.INTER_AREA)
 
 
-@pytest.mark.parametrize("kind", ["blazeface", "blazeface-short", "haar"])
+@pytest.mark.parametrize("kind", ["blazeface", "blazeface-full", "blazeface-short", "haar"])
 def test_one_face_on_the_portrait_where_it_is(kind, justin_grey):
     faces = make_detector(kind).detect(small(justin_grey))
     assert len(faces) == 1
@@ -25,7 +25,7 @@ def test_one_face_on_the_portrait_where_it_is(kind, justin_grey):
     assert 110 < f.w < 190, f
 
 
-@pytest.mark.parametrize("kind", ["blazeface", "blazeface-short", "haar"])
+@pytest.mark.parametrize("kind", ["blazeface", "blazeface-full", "blazeface-short", "haar"])
 def test_no_face_in_the_cartoon(kind, media):
     grey = cv2.imread(str(media / "no-faces.jpg"), cv2.IMREAD_GRAYSCALE)
     assert make_detector(kind).detect(small(grey)) == []
@@ -86,7 +86,7 @@ def test_several_faces_are_all_reported(detector, justin_grey):
 
 
 def test_unknown_detector_is_refused():
-    with pytest.raises(ValueError, match="use auto, blazeface, blazeface-short or haar"):
+    with pytest.raises(ValueError, match="use auto, blazeface, blazeface-full, blazeface-short or haar"):
         make_detector("yunet")
 
 

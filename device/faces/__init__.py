@@ -20,8 +20,9 @@ class FaceDetector(Protocol):
 
 def make_detector(kind: str = "auto", min_score: float = 0.6, max_faces: int = 5, threads: int = 2) -> FaceDetector:
     """`blazeface` (BlazeFace full range, and short range on frames where full range finds nobody, for faces
-    close to the camera), `blazeface-short` (faces within about 2 m only), `haar` (OpenCV 4.x), or `auto`:
-    BlazeFace, and Haar only if no TFLite runtime is installed.
+    close to the camera), `blazeface-full` (full range alone: misses faces that fill the frame),
+    `blazeface-short` (faces within about 2 m only), `haar` (OpenCV 4.x), or `auto`: BlazeFace, and Haar only if
+    no TFLite runtime is installed.
 
     Two threads by default, like the classifier, for the Pi's four cores: alone, BlazeFace full-range takes about
     2.2 ms instead of 3.6 ms on two x86 cores, but there the two models' thread pools slow each other down (README,
@@ -30,8 +31,8 @@ def make_detector(kind: str = "auto", min_score: float = 0.6, max_faces: int = 5
 
     if kind == "blazeface":
         return FullRangeWithCloseUps(min_score, max_faces, threads)
-    if kind == "blazeface-short":
-        return BlazeFace("short", min_score, max_faces, threads)
+    if kind in ("blazeface-full", "blazeface-short"):
+        return BlazeFace(kind.removeprefix("blazeface-"), min_score, max_faces, threads)
     if kind == "haar":
         from device.faces._haar import HaarFaces
 
@@ -45,7 +46,7 @@ def make_detector(kind: str = "auto", min_score: float = 0.6, max_faces: int = 5
             from device.faces._haar import HaarFaces
 
             return HaarFaces(max_faces)
-    raise ValueError(f"unknown face detector {kind!r}: use auto, blazeface, blazeface-short or haar")
+    raise ValueError(f"unknown face detector {kind!r}: use auto, blazeface, blazeface-full, blazeface-short or haar")
 
 
 __all__ = ["Face", "FaceDetector", "FaceTracks", "Track", "make_detector"]
