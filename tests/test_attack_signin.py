@@ -187,6 +187,33 @@ def test_a_logged_out_cookie_gets_401(box):
     assert replay.patch(box.base + "/api/settings", json={"autoplay": False}, timeout=10).status_code == 401
 
 
+@pytest.mark.parametrize(
+    "target",
+    ["//evil.example", "/\t/evil.example", "/\n/evil.example", "/\\evil.example", "https://evil.example", "/api/x"],
+)
+def test_signing_in_never_sends_the_browser_to_another_site(box, target):
+    """A link to /login?next=... must not take the owner, once signed in, to a look-alike page that asks for the
+    password again. Werkzeug turns "/<tab>/evil" into the Location "//evil", another site for a browser."""
+    http = from_address(FRESH)
+    page = http.get(box.base + "/login", params={"next": target}, timeout=10)
+    r = http.post(
+        box.base + "/login",
+        params={"next": target},
+        data={"csrf_token": csrf_from(page.text), "password": PASSWORD},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert r.status_code == 302 and r.headers["Location"] == "/", (target, r.headers.get("Location"))
+
+
+def test_signing_in_returns_to_the_page_asked_for(box):
+    http = from_address(FRESH)
+    r = http.get(box.base + "/settings", timeout=10)  # not signed in: the sign-in page, then back here
+    assert r.url.endswith("/login?next=/settings")
+    r = http.post(r.url, data={"csrf_token": csrf_from(r.text), "password": PASSWORD}, timeout=30)
+    assert r.status_code == 200 and r.url == box.base + "/settings"
+
+
 def test_a_password_change_ends_the_other_sessions(box):
     phone, laptop = owner_session(box), owner_session(box, ATTACKERS[1])
     before = phone.cookies.get("moodbox_session")

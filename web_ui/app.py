@@ -44,6 +44,13 @@ CSP = (
 )
 OPEN_PATHS = {"/healthz", "/login", "/setup", "/favicon.ico"}
 PAGES = ("now", "history", "videos", "settings", "system")
+PAGE_PATHS = frozenset({"/"} | {f"/{name}" for name in PAGES[1:]})
+
+
+def page_path(target: str) -> str:
+    """Where to go after signing in: one of the page's own paths, else the Now page. Never a path a browser could
+    read as another site (`/\\evil`, `/<tab>/evil`, which Werkzeug turns into `//evil`)."""
+    return target if target in PAGE_PATHS else "/"
 
 
 class Box(Protocol):
@@ -140,7 +147,7 @@ def create_app(box: Box) -> Flask:
             if g.api or request.method not in ("GET", "HEAD"):
                 return jsonify({"error": "sign in first"}), 401
             target = "/setup" if not owner.has_password else "/login"
-            return redirect(target + "?next=" + request.path if request.path != "/" else target)
+            return redirect(target + "?next=" + request.path if page_path(request.path) != "/" else target)
         if request.method not in ("GET", "HEAD", "OPTIONS") and not csrf_ok(
             session.get("csrf"), request.headers.get("X-CSRF-Token") or request.form.get("csrf_token")
         ):
@@ -278,8 +285,7 @@ def create_app(box: Box) -> Flask:
             return wrong("login", "wrong password", key, anonymous)
         limits.succeeded(key)
         sign_in()
-        target = request.args.get("next", "/")
-        return known_browser(redirect(target if target.startswith("/") and not target.startswith("//") else "/"))
+        return known_browser(redirect(page_path(request.args.get("next", "/"))))
 
     @app.post("/logout")
     def logout():

@@ -57,7 +57,8 @@
   let faceSignature = null;
   function measureLatency(s) {
     const sig = (s.faces || []).map((f) => f.emotion).join(",");
-    if (sig !== faceSignature && s.frame && s.frame.wall_time) {
+    // The first state a page gets is a snapshot that may be a moment old, not a change it waited for: skip it.
+    if (faceSignature !== null && sig !== faceSignature && s.frame && s.frame.wall_time) {
       const delay = Date.now() / 1000 - s.frame.wall_time;
       window.moodbox.latencies.push(delay);
       if (window.moodbox.latencies.length > 200) window.moodbox.latencies.shift();
