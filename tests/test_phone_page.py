@@ -122,7 +122,11 @@ LAYOUT = """() => {
     if (r.width < 44 || r.height < 44) small.push((el.id || el.name || el.textContent.trim()).slice(0, 40) + " " +
       Math.round(r.width) + "x" + Math.round(r.height));
   });
-  return { sideways: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+  const clipped = [];  // text fields too narrow for what they hold ("hard rock ant" for "hard rock anthems")
+  document.querySelectorAll("input[type=text]").forEach((el) => {
+    if (visible(el) && el.value && el.scrollWidth > el.clientWidth) clipped.push(el.id + " " + JSON.stringify(el.value));
+  });
+  return { sideways: document.documentElement.scrollWidth - document.documentElement.clientWidth, clipped,
     h1: document.querySelectorAll("h1").length, title: document.title,
     skip: !!document.querySelector("a.skip[href='#main']"), small };
 }"""
@@ -156,9 +160,10 @@ def test_every_page_passes_the_audit_signed_in_and_out_light_and_dark(browser, b
             for width in (320, 390, 1280):
                 page.set_viewport_size({"width": width, "height": 844})
                 page.wait_for_timeout(100)
-                sideways = page.evaluate(LAYOUT)["sideways"]
-                if sideways > 0:
-                    problems.append(f"{scheme} {path} scrolls sideways by {sideways} px at {width} px")
+                at_width = page.evaluate(LAYOUT)
+                if at_width["sideways"] > 0:
+                    problems.append(f"{scheme} {path} scrolls sideways by {at_width['sideways']} px at {width} px")
+                problems += [f"{scheme} {path} at {width} px: text cut off in {c}" for c in at_width["clipped"]]
             page.set_viewport_size(PHONE)
             if scheme == "light":
                 shot(page, f"light{path.replace('/', '-') if path != '/' else '-now'}")
