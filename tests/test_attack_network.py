@@ -350,25 +350,30 @@ def request(port: int, method: str, path: str, headers: dict[str, str]) -> tuple
 def test_a_stream_ends_after_its_lifetime_and_caps_count_open_streams():
     view = RoomView()
     feed = LiveFeed(view, max_streams=3, per_signin=2, lifetime=0.5)
+    opened = time.monotonic()
     a, b = feed.open("one", lambda: True), feed.open("one", lambda: True)
     assert a and b and feed.open("one", lambda: True) is None and "at most 2" in feed.refusal("one")
     assert feed.open("two", lambda: True)
     assert feed.open("three", lambda: True) is None and "3 live streams" in feed.refusal("three")
-    start = time.monotonic()
-    chunks = list(a)  # a thread's iteration: ends by itself
-    assert 0.4 < time.monotonic() - start < 2 and chunks[0] == HELLO and chunks[1].startswith(b"event: state")
+    chunks = list(a)  # a thread's iteration: ends by itself, 0.5 s after it was opened
+    assert 0.4 < time.monotonic() - opened < 2 and chunks[0] == HELLO and chunks[1].startswith(b"event: state")
     assert feed.open_count == 2
+    opened = time.monotonic()
     c = feed.open("three", lambda: True)
     assert c is not None
 
     async def read_all() -> list[bytes]:
-        return [chunk async for chunk in c]  # the loop's iteration (web_ui/server.py), with a change on the way
+        """The loop's iteration (web_ui/server.py): once the first state is in, a change comes, and must wake it."""
+        out = []
+        async for chunk in c:
+            out.append(chunk)
+            if len(out) == 2:
+                threading.Timer(0.05, lambda: view.set("camera", {"state": "live"})).start()
+        return out
 
-    threading.Timer(0.2, lambda: view.set("camera", {"state": "live"})).start()
-    start = time.monotonic()
     chunks = asyncio.run(asyncio.wait_for(read_all(), 3))
-    assert 0.4 < time.monotonic() - start < 2 and chunks[0] == HELLO and len(chunks) == 3, chunks
-    assert b'"camera":{"state":"live"}' in chunks[2]
+    assert 0.4 < time.monotonic() - opened < 2 and chunks[0] == HELLO and len(chunks) == 3, chunks
+    assert b'"camera":{"state":"live"}' not in chunks[1] and b'"camera":{"state":"live"}' in chunks[2]
 
 
 def test_a_stream_ends_when_its_signin_check_fails(monkeypatch):
