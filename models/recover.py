@@ -8,8 +8,10 @@ dequantised; each convolution carries its batch normalisation folded in, so the 
 in the convolution and sets every BatchNorm to pass the activations through plus the folded bias. The BatchNorm
 statistics are then re-measured on Training faces, so that in training mode (batch statistics) each BatchNorm
 starts out as the same function. The result is a float model within int8 rounding of the shipped one, a
-starting point for a warm restart (`models.train --init`). The script checks the rebuilt model against the
-TFLite file on PublicTest and prints the agreement.
+starting point for a warm restart (`models.train --init`). The post-hoc logit adjustment that the conversion
+put in the last bias (the metadata's `logit_adjustment_tau`) is taken back out, so the checkpoint holds the
+trained weights alone, like a training run's. The script checks the rebuilt model, with the adjustment added back,
+against the TFLite file on PublicTest and prints the agreement.
 """
 
 from __future__ import annotations
@@ -98,18 +100,37 @@ def rebuild(model: Path, calibration: np.ndarray):
     return net
 
 
-def agreement(net, model: Path, n: int = 600) -> dict:
+def without_logit_shift(net, model: Path) -> float:
+    """Take the post-hoc logit adjustment that `models.convert --logit-adjust` put in the last bias back out, so
+    the checkpoint holds the trained weights alone (a warm restart, `models.head` and `models.experiments
+    --logit-adjust` all add it themselves). Returns the tau removed (0.0 if the file had none)."""
+    import torch
+
+    from models.fer import logit_adjustment
+
+    meta_path = model.with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    tau = float(meta.get("training", {}).get("logit_adjustment_tau") or 0.0)
+    if tau:
+        with torch.no_grad():
+            net.head[-1].bias -= torch.from_numpy(logit_adjustment(tau))
+    return tau
+
+
+def agreement(net, model: Path, n: int = 600, tau: float = 0.0) -> dict:
+    """How often the float `net` (with the logit adjustment `tau` added back) and the int8 file agree."""
     import torch
 
     from device.emotion import EmotionClassifier
-    from models.fer import load_split
+    from models.fer import load_split, logit_adjustment
 
     split = load_split("PublicTest").subset(n, 7)
     clf = EmotionClassifier(model, threads=2)
     p8 = np.stack([clf.probabilities(img) for img in split.images])
     net.eval()
+    shift = torch.from_numpy(logit_adjustment(tau)) if tau else 0.0
     with torch.no_grad():
-        pf = torch.softmax(net(torch.from_numpy(split.images).float().unsqueeze(1)), 1).numpy()
+        pf = torch.softmax(net(torch.from_numpy(split.images).float().unsqueeze(1)) + shift, 1).numpy()
     return {
         "faces": n,
         "same_top_emotion": round(float((p8.argmax(1) == pf.argmax(1)).mean()), 4),
@@ -129,7 +150,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", type=Path, required=True, help="where to write the checkpoint (outside the work tree)")
     args = p.parse_args(argv)
     net = rebuild(args.model, representative_faces(2100, seed=11))
-    check = agreement(net, args.model)
+    tau = without_logit_shift(net, args.model)
+    check = agreement(net, args.model, tau=tau)
     print(json.dumps(check))
     if check["same_top_emotion"] < 0.95:
         raise SystemExit(f"the rebuilt model agrees with {args.model} on only {check['same_top_emotion']:.1%} of faces")
@@ -142,6 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
             "public_test": {"acc": check["rebuilt_accuracy"]},
             "stages": meta.get("training", {}).get("stages", []),
             "recovered_from": {"model": str(args.model), "version": meta.get("version"), "check": check},
+            "logit_adjustment_removed": tau,
         },
         args.out,
     )

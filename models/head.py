@@ -1,0 +1,124 @@
+"""Retrain only the classifier head on a trained network's frozen features, with other targets or another loss.
+
+    python -m models.head --init best.pt --out head.pt [--soft-weight 1.0] [--la-loss TAU] [--epochs 4]
+
+A cheap way to ask how the class boundaries move with the training targets, without the hours a full run takes
+on a CPU: the convolutions stay as they are, their 512 features of every Training face (and its mirror image)
+are computed once and cached, and the head (512-512-7) goes on training from its own weights on them. The
+targets mix the FER2013 label and the FER+ crowd votes like `models.train` (`--soft-weight`, 0.25 there);
+`--la-loss TAU` trains with the logit-adjusted loss (Menon et al., ICLR 2021: the logits plus TAU x log prior
+in the loss), which builds the balance into the weights instead of a post-hoc shift. Measure the result with
+`models.experiments` like any other checkpoint. Not for shipping as it is: a way to choose a recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from models.fer import PIXEL_MEAN, PIXEL_STD
+from models.train import DEFAULT_OUT
+
+
+def features(checkpoint: Path, cache: Path, faces: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The frozen network's features of every Training face (or the first `faces`) and its mirror image:
+    [2N, 512], with the labels and FER+ soft targets."""
+    import torch
+
+    from models.evaluate import float_net
+    from models.fer import load_split
+
+    train = load_split("Training")
+    if faces:
+        train = train.subset(faces, 0)
+    key = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:16] + (f"_{faces}" if faces else "")
+    path = cache / f"head_features_{key}.npz"
+    if path.exists():
+        feats = np.load(path)["features"]
+    else:
+        net = float_net(checkpoint)
+        out = []
+        with torch.no_grad():
+            for flip in (False, True):
+                for i in range(0, len(train), 512):
+                    x = torch.from_numpy(train.images[i : i + 512]).float().unsqueeze(1)
+                    x = torch.flip(x, dims=[3]) if flip else x
+                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                        f = net.features((x - PIXEL_MEAN) / PIXEL_STD)
+                    out.append(f.float().flatten(1).numpy())
+        feats = np.concatenate(out)
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez(path, features=feats)
+    return feats, np.concatenate([train.labels] * 2), np.concatenate([train.soft] * 2)
+
+
+def train_head(
+    checkpoint: Path,
+    out: Path,
+    soft_weight: float = 0.25,
+    la_tau: float = 0.0,
+    epochs: int = 4,
+    lr: float = 0.002,
+    cache: Path = DEFAULT_OUT,
+    seed: int = 20261128,
+    faces: int = 0,
+) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from models.fer import CLASS_NAMES, logit_adjustment
+    from models.vgg16_torch import VGG16
+
+    feats, labels, soft = features(checkpoint, cache, faces)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    net = VGG16()
+    net.load_state_dict(state["model"])
+    head = net.head.train()
+    x, y = torch.from_numpy(feats), torch.from_numpy(labels)
+    target = (1 - soft_weight) * F.one_hot(y, len(CLASS_NAMES)).float() + soft_weight * torch.from_numpy(soft)
+    # logit_adjustment gives -tau log prior; the logit-adjusted loss adds +tau log prior to the logits in training
+    shift = -torch.from_numpy(logit_adjustment(la_tau)) if la_tau else torch.zeros(len(CLASS_NAMES))
+    opt = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    gen = torch.Generator().manual_seed(seed)
+    steps = epochs * (len(x) // 128)
+    losses = []
+    for step in range(steps):
+        for g in opt.param_groups:  # cosine from lr to 0
+            g["lr"] = 0.5 * lr * (1 + np.cos(np.pi * step / steps))
+        idx = torch.randint(0, len(x), (128,), generator=gen)
+        logits = head(x[idx].view(-1, 512, 1, 1)) + shift
+        loss = torch.sum(-target[idx] * F.log_softmax(logits, 1), 1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    head.eval()
+    args = {"init": str(checkpoint), "soft_weight": soft_weight, "la_tau": la_tau, "epochs": epochs, "lr": lr}
+    record = {"model": net.state_dict(), "epoch": state.get("epoch"), "head_only": args}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(record, out)
+    return {**args, "out": str(out), "loss_last_epoch": float(np.mean(losses[-(len(x) // 128) :]))}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--init", type=Path, required=True, help="a trained checkpoint (best.pt)")
+    p.add_argument("--out", type=Path, required=True, help="where the checkpoint with the new head goes")
+    p.add_argument("--soft-weight", type=float, default=0.25, help="weight of the FER+ votes in the targets")
+    p.add_argument("--la-loss", type=float, default=0.0, metavar="TAU", help="logit-adjusted loss with this tau")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--lr", type=float, default=0.002)
+    args = p.parse_args(argv)
+    if not args.init.is_file():
+        raise SystemExit(f"--init {args.init}: no such checkpoint")
+    result = train_head(args.init, args.out, args.soft_weight, args.la_loss, args.epochs, args.lr)
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
