@@ -86,6 +86,28 @@ def training_stages(path: Path, checkpoint: dict) -> list[dict]:
 
     if "recovered_from" in checkpoint:  # rebuilt from a shipped model by models.recover: its history came along
         return list(checkpoint.get("stages", []))
+    if "head_only" in checkpoint:  # models.head: the head retrained on the frozen features of its init
+        h = checkpoint["head_only"]
+        init = Path(h["init"])
+        stages = (
+            training_stages(init, torch.load(init, map_location="cpu", weights_only=False)) if init.exists() else []
+        )
+        return [
+            *stages,
+            {
+                "started_from": "the previous stage's checkpoint",
+                "head_only": True,
+                "schedule_epochs": h["epochs"],
+                "peak_lr": h["lr"],
+                "soft_weight": h["soft_weight"],
+                "epochs_run": h["epochs"],
+                "checkpoint_epoch": h["epochs"],
+                "minutes": h.get("minutes", 0.0),
+                "device": "cpu",
+                "precision": "fp32",
+                "public_test_by_epoch": [],
+            },
+        ]
     args = checkpoint.get("args") or {}
     stages: list[dict] = []
     if args.get("init"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,9 @@ from models.fer import PIXEL_MEAN, PIXEL_STD
 from models.train import DEFAULT_OUT
 
 
-def features(checkpoint: Path, cache: Path, faces: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def features(checkpoint: Path, cache: Path, faces: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """The frozen network's features of every Training face (or the first `faces`) and its mirror image:
-    [2N, 512], with the labels and FER+ soft targets."""
+    [2N, 512], with the labels, the FER+ soft targets and the seconds it took to compute the features (cached)."""
     import torch
 
     from models.evaluate import float_net
@@ -35,25 +36,27 @@ def features(checkpoint: Path, cache: Path, faces: int = 0) -> tuple[np.ndarray,
     train = load_split("Training")
     if faces:
         train = train.subset(faces, 0)
+    targets = np.concatenate([train.labels] * 2), np.concatenate([train.soft] * 2)
     key = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:16] + (f"_{faces}" if faces else "")
     path = cache / f"head_features_{key}.npz"
     if path.exists():
-        feats = np.load(path)["features"]
-    else:
-        net = float_net(checkpoint)
-        out = []
-        with torch.no_grad():
-            for flip in (False, True):
-                for i in range(0, len(train), 512):
-                    x = torch.from_numpy(train.images[i : i + 512]).float().unsqueeze(1)
-                    x = torch.flip(x, dims=[3]) if flip else x
-                    with torch.autocast("cpu", dtype=torch.bfloat16):
-                        f = net.features((x - PIXEL_MEAN) / PIXEL_STD)
-                    out.append(f.float().flatten(1).numpy())
-        feats = np.concatenate(out)
-        cache.mkdir(parents=True, exist_ok=True)
-        np.savez(path, features=feats)
-    return feats, np.concatenate([train.labels] * 2), np.concatenate([train.soft] * 2)
+        cached = np.load(path)
+        return cached["features"], *targets, float(cached["seconds"])
+    started = time.time()
+    net = float_net(checkpoint)
+    out = []
+    with torch.no_grad():
+        for flip in (False, True):
+            for i in range(0, len(train), 512):
+                x = torch.from_numpy(train.images[i : i + 512]).float().unsqueeze(1)
+                x = torch.flip(x, dims=[3]) if flip else x
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    f = net.features((x - PIXEL_MEAN) / PIXEL_STD)
+                out.append(f.float().flatten(1).numpy())
+    feats, seconds = np.concatenate(out), time.time() - started
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, features=feats, seconds=seconds)
+    return feats, *targets, seconds
 
 
 def train_head(
@@ -73,7 +76,8 @@ def train_head(
     from models.fer import CLASS_NAMES, logit_adjustment
     from models.vgg16_torch import VGG16
 
-    feats, labels, soft = features(checkpoint, cache, faces)
+    feats, labels, soft, feature_seconds = features(checkpoint, cache, faces)
+    started = time.time()
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     net = VGG16()
     net.load_state_dict(state["model"])
@@ -98,6 +102,7 @@ def train_head(
         losses.append(loss.item())
     head.eval()
     args = {"init": str(checkpoint), "soft_weight": soft_weight, "la_tau": la_tau, "epochs": epochs, "lr": lr}
+    args["minutes"] = round((feature_seconds + time.time() - started) / 60, 1)  # features included, cached or not
     record = {"model": net.state_dict(), "epoch": state.get("epoch"), "head_only": args}
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(record, out)

@@ -14,6 +14,12 @@ def _pct(x: float | None) -> str:
 
 
 def _stage_line(n: int, st: dict) -> str:
+    if st.get("head_only"):
+        return (
+            f"stage {n}: the head alone (512-512-7) trained {st['epochs_run']} more epochs on the frozen "
+            f"convolutions' features of the Training faces and their mirror images, unaugmented (cosine from learning "
+            f"rate {st['peak_lr']}, {st['minutes']:.0f} min on {st['device']}; `models.head`)"
+        )
     curve = st["public_test_by_epoch"]
     used = st["checkpoint_epoch"]
     where = f"on {st['device']} ({st['precision']})" if st["device"] else "(log not available)"
@@ -51,7 +57,7 @@ def _gap_note(private_int8: float, meta: dict) -> str:
         if st["public_test_by_epoch"]
     )
     minutes = sum(st["minutes"] for st in stages)
-    epochs = sum(st["epochs_run"] for st in stages)
+    epochs = sum(st["epochs_run"] for st in stages if not st.get("head_only"))
     return f"""
 **The gap.** The model is {100 * (GOAL - private_int8):.1f} points short. In stage 1, PublicTest accuracy was
 {curve}.{later} The published VGG results above come from much longer training on GPUs; this model had

@@ -254,3 +254,10 @@ def test_head_retraining_changes_only_the_head_and_reuses_its_features(tmp_path)
         assert same != name.startswith("head."), f"{name}: {'unchanged' if same else 'changed'}"
     train_head(tmp_path / "init.pt", tmp_path / "again.pt", **common)
     assert len(list((tmp_path / "cache").glob("head_features_*.npz"))) == 1  # the features were reused
+    # the conversion records it as a stage of its own, and the card says what it was
+    from models.convert import training_stages
+    from models.model_card import _stage_line
+
+    stage = training_stages(tmp_path / "head.pt", after)[-1]
+    assert stage["head_only"] and stage["epochs_run"] == 2 and stage["minutes"] >= 0
+    assert "the head alone (512-512-7) trained 2 more epochs" in _stage_line(2, stage)
