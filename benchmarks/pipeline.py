@@ -51,12 +51,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--detector", default="blazeface")
     p.add_argument("--detector-threads", type=int, default=2)
+    p.add_argument("--model", type=Path, help="an int8 emotion model other than the configured one, to compare")
     args = p.parse_args()
 
     config = Config()
     pipeline = Pipeline(
         make_detector(args.detector, threads=args.detector_threads),
-        EmotionClassifier(config.emotion.model_path, args.threads),
+        EmotionClassifier(args.model or config.emotion.model_path, args.threads),
         MoodEngine(MoodSettings(**config.mood.model_dump())),
     )
     jpegs = mjpeg_frames()

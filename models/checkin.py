@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> bool:
     p.add_argument("--name", default="long-run", help="the row's name in the card's table")
     p.add_argument("--what", default="", help="what the run is (default: read from the checkpoint)")
     p.add_argument("--logit-adjust", type=float, default=0.5, help="as the shipped model (tau 0.5)")
-    p.add_argument("--against", default="la-0.5-close-ups", help="the row of the shipped weights to beat")
+    p.add_argument("--against", default="head-control", help="the row of the shipped weights to beat")
     p.add_argument("--ship", action="store_true", help="convert and evaluate when it is better")
     args = p.parse_args(argv)
     if not args.checkpoint.is_file():

@@ -148,11 +148,12 @@ def write_model(
 ) -> dict:
     q_in, q_out = tensor_quantisation(model)
     out.write_bytes(model)
-    epochs = sum(st["checkpoint_epoch"] for st in stages)
+    epochs = sum(st["checkpoint_epoch"] for st in stages if not st.get("head_only"))
+    head = "-head" if any(st.get("head_only") for st in stages) else ""  # the head retrained on frozen features
     meta = {
         "format": "moodbox-emotion/1",
         "name": "VGG16 FER2013 emotion classifier",
-        "version": f"vgg16-e{epochs}-{dt.date.today().isoformat()}",
+        "version": f"vgg16-e{epochs}{head}-{dt.date.today().isoformat()}",
         "interim": interim,
         "labels": list(CLASS_NAMES),
         "input": {
