@@ -1,6 +1,6 @@
 """A training run's check-in: measure its best checkpoint, record it in the card's table, ship it if it is better.
 
-    python -m models.checkin --checkpoint ~/.cache/moodbox/train/long/best.pt [--name long-run] [--ship]
+    python -m models.checkin --checkpoint ~/.cache/moodbox/train/long/best.pt [--name long-run] [--head] [--ship]
 
 Scores the checkpoint in float, with the shipped post-hoc logit adjustment, on FER2013 PublicTest and PrivateTest
 and on realval through the device's detector and crop (`models.experiments`), and writes the row `--name` into
@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> bool:
     p.add_argument("--logit-adjust", type=float, default=0.5, help="as the shipped model (tau 0.5)")
     p.add_argument("--against", default="head-control", help="the row of the shipped weights to beat")
     p.add_argument("--ship", action="store_true", help="convert and evaluate when it is better")
+    p.add_argument(
+        "--head",
+        action="store_true",
+        help="first retrain the head alone on clean faces, as the shipped model's was (models.head; about 6 min)",
+    )
     args = p.parse_args(argv)
     if not args.checkpoint.is_file():
         raise SystemExit(f"{args.checkpoint}: no such checkpoint; is the run's folder on this machine?")
@@ -57,6 +62,11 @@ def main(argv: list[str] | None = None) -> bool:
     if args.against not in rows:
         raise SystemExit(f"no row {args.against!r} in {experiments.RECORD}: measure the shipped weights first")
     what = args.what or f"the long run from random weights with --photometric: {describe(args.checkpoint)}"
+    if args.head:
+        from models.head import train_head
+
+        args.checkpoint = Path(train_head(args.checkpoint, args.checkpoint.with_name("head.pt"))["out"])
+        what += ", then its head retrained 4 epochs on clean faces (models.head)"
     row = experiments.main(
         [args.name, "--checkpoint", str(args.checkpoint), "--logit-adjust", str(args.logit_adjust), "--what", what]
     )

@@ -230,6 +230,19 @@ def test_a_check_in_records_the_run_and_ships_only_what_is_better_on_both(tmp_pa
     assert checkin.main(argv) is True
     assert [cmd[2] for cmd in ran] == ["models.convert", "models.evaluate"]
     assert [r["name"] for r in json.loads(record.read_text())] == ["shipped", "long-run"]  # the row kept its place
+    # --head: the head is retrained first, and that checkpoint is the one measured, converted and evaluated
+    import models.head
+
+    def fake_head(init, out, **kw):
+        torch.save(torch.load(init, weights_only=False), out)
+        return {"out": str(out)}
+
+    monkeypatch.setattr(models.head, "train_head", fake_head)
+    ran.clear()
+    assert checkin.main([*argv, "--head"]) is True
+    head = str(tmp_path / "head.pt")
+    assert [cmd[cmd.index("--checkpoint") + 1] for cmd in ran] == [head, head]
+    assert "then its head retrained" in json.loads(record.read_text())[1]["what"]
 
 
 def test_head_retraining_changes_only_the_head_and_reuses_its_features(tmp_path):
