@@ -1,14 +1,16 @@
-"""Retrain only the classifier head on a trained network's frozen features, with other targets or another loss.
+"""Retrain only the classifier head on a trained network's frozen features, unaugmented.
 
     python -m models.head --init best.pt --out head.pt [--soft-weight 1.0] [--la-loss TAU] [--epochs 4]
 
-A cheap way to ask how the class boundaries move with the training targets, without the hours a full run takes
-on a CPU: the convolutions stay as they are, their 512 features of every Training face (and its mirror image)
-are computed once and cached, and the head (512-512-7) goes on training from its own weights on them. The
-targets mix the FER2013 label and the FER+ crowd votes like `models.train` (`--soft-weight`, 0.25 there);
-`--la-loss TAU` trains with the logit-adjusted loss (Menon et al., ICLR 2021: the logits plus TAU x log prior
-in the loss), which builds the balance into the weights instead of a post-hoc shift. Measure the result with
-`models.experiments` like any other checkpoint. Not for shipping as it is: a way to choose a recipe.
+The convolutions stay as they are; their 512 features of every Training face and its mirror image are computed
+once (cached beside the training runs) and the head (512-512-7) goes on training from its own weights on them,
+4 epochs by default. During training the head only ever saw augmented faces under dropout; these few epochs on
+clean faces fit it to faces as they come at test time (classifier re-training, Kang et al., ICLR 2020). With the
+defaults it is the last stage of the shipped model (the card's row `head-control`); run it on any trained
+checkpoint before `models.convert`. It is also a quick way, minutes instead of hours on a CPU, to see how the
+class boundaries move with other targets: `--soft-weight` mixes the FER2013 label and the FER+ crowd votes like
+`models.train` (0.25 there), and `--la-loss TAU` trains with the logit-adjusted loss (Menon et al., ICLR 2021:
+the logits plus TAU x log prior in the loss). Measure the result with `models.experiments`.
 """
 
 from __future__ import annotations
