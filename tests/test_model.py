@@ -274,3 +274,15 @@ def test_head_retraining_changes_only_the_head_and_reuses_its_features(tmp_path)
     stage = training_stages(tmp_path / "head.pt", after)[-1]
     assert stage["head_only"] and stage["epochs_run"] == 2 and stage["minutes"] >= 0
     assert "the head alone (512-512-7) trained 2 more epochs" in _stage_line(2, stage)
+
+
+def test_the_demo_face_picker_rejects_a_face_the_detector_would_miss_in_the_crowd():
+    from device.camera._demo import load_script
+    from device.faces._blazeface import BlazeFace
+    from models.demo_faces import DETECTION_MARGIN, detection_score
+
+    loose = BlazeFace("full", min_score=0.3)
+    faces, _ = load_script()
+    assert min(detection_score(f, loose) for f in faces) >= DETECTION_MARGIN  # every shipped face, every place
+    flat = np.full_like(faces[0], 128)
+    assert detection_score(flat, loose) == 0.0  # a patch with no face in it is never "found"
