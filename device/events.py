@@ -60,6 +60,7 @@ class Reading:
     frame_size: tuple[int, int]  # (width, height)
     wall_time: float = 0.0  # time.time() when the frame arrived
     timings_ms: dict[str, float] = field(default_factory=dict)
+    ignored: tuple[Face, ...] = ()  # faces found in an ignored area (a TV, a poster): not read, not counted
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ class Moodbox:
         )
         self.feed = CameraFeed(self._camera_opener(s), heartbeat=self.watchdog.beat)
         self.pipeline.keep_last_frame = s.preview_allowed
+        self.pipeline.ignored_areas = tuple(a.as_tuple() for a in s.ignored_areas)
         if s.privacy_mode:
             self.feed.paused.set()
 
@@ -222,6 +223,7 @@ class Moodbox:
             self.spotify.speaker = self.preview.speaker = new.speaker
             self.autoplay.restart()
         self.pipeline.keep_last_frame = new.preview_allowed
+        self.pipeline.ignored_areas = tuple(a.as_tuple() for a in new.ignored_areas)
         if new.spotify_client_id != old.spotify_client_id and not self.config.spotify.client_id:
             self.spotify_auth.set_client_id(new.spotify_client_id)
             self.autoplay.restart()

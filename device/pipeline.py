@@ -13,6 +13,9 @@ last probabilities, which the page shows. The mood engine hears only the faces c
 face's old expression is not counted again while it waits for its turn. Where classifying is fast every face is
 classified in every frame; where it is slow the work is spread over a few frames instead of holding every frame
 up.
+
+Faces whose centre lies in one of `ignored_areas` (a TV, a poster; fractions of the frame, set on the page) are
+dropped after detection: they are never classified, never reach the mood, and only their boxes are reported.
 """
 
 from __future__ import annotations
@@ -110,6 +113,7 @@ class Pipeline:
         self.last_reading: Reading | None = None
         self.keep_last_frame = False  # only while the owner's live preview is on; memory only
         self.last_grey: np.ndarray | None = None
+        self.ignored_areas: tuple[tuple[float, float, float, float], ...] = ()  # (x, y, w, h), fractions
 
     @property
     def dropped(self) -> int:
@@ -130,10 +134,11 @@ class Pipeline:
         t1 = time.perf_counter()
         if k != 1.0:
             faces = [f.scaled(k) for f in faces]
+        faces, ignored = self._split_ignored(faces, w, h)
         results, fresh = self._classify(grey, faces, t1)
         t2 = time.perf_counter()
         timings = {"capture": capture_ms, "age": age_ms, "detect": (t1 - t0) * 1000, "classify": (t2 - t1) * 1000}
-        reading = Reading(frame.t, results, (w, h), arrived, timings)
+        reading = Reading(frame.t, results, (w, h), arrived, timings, ignored)
         change = self.engine.update(reading if fresh is results else replace(reading, faces=fresh))
         timings["mood"] = (time.perf_counter() - t2) * 1000
         self._account(timings, classified=bool(fresh))
@@ -144,6 +149,18 @@ class Pipeline:
             if change is not None:
                 self.bus.publish(change)
         return reading, change
+
+    def _split_ignored(self, faces: list, w: int, h: int) -> tuple[list, tuple]:
+        """The faces to read, and those whose centre lies in an ignored area."""
+        areas = self.ignored_areas  # replaced whole by the page's thread, never changed in place
+        if not areas:
+            return faces, ()
+        kept, ignored = [], []
+        for f in faces:
+            cx, cy = (f.x + f.w / 2) / w, (f.y + f.h / 2) / h
+            inside = any(x <= cx <= x + aw and y <= cy <= y + ah for x, y, aw, ah in areas)
+            (ignored if inside else kept).append(f)
+        return kept, tuple(ignored)
 
     def _probabilities(self, grey: np.ndarray, face) -> tuple[float, ...]:
         return tuple(float(p) for p in self.classifier.classify(grey, face))

@@ -19,6 +19,7 @@ class RoomView:
         self.version = 0
         self._mood: dict[str, Any] = {"name": NOBODY, "confidence": 0.0, "since": time.time(), "leader": None}
         self._faces: list[dict[str, Any]] = []
+        self._ignored: list[list[int]] = []  # boxes of faces in an ignored area (a TV, a poster), not read
         self._frame: dict[str, Any] = {"t": None, "wall_time": None}
         self._changes: deque[dict[str, Any]] = deque(maxlen=50)
         self._playing: dict[str, Any] | None = None
@@ -42,9 +43,11 @@ class RoomView:
             }
             for f in reading.faces
         ]
-        signature = tuple(f["emotion"] for f in faces)
+        ignored = [list(f.box) for f in reading.ignored]
+        signature = (*(f["emotion"] for f in faces), len(ignored))
         with self._lock:
             self._faces = faces
+            self._ignored = ignored
             self._frame = {"t": reading.t, "wall_time": reading.wall_time, "size": list(reading.frame_size)}
             self._mood["leader"] = leader
             if confidence is not None and self._mood["name"] != NOBODY:
@@ -97,6 +100,7 @@ class RoomView:
                 "version": self.version,
                 "mood": dict(self._mood),
                 "faces": list(self._faces),
+                "ignored_faces": list(self._ignored),
                 "frame": dict(self._frame),
                 "recent_changes": list(self._changes)[-10:],
                 "playing": self._playing,

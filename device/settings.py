@@ -74,6 +74,25 @@ class QuietHours(_Strict):
         return self.start <= t < self.end if self.start <= self.end else t >= self.start or t < self.end
 
 
+class Area(_Strict):
+    """A part of the camera's view where faces are not read: a TV, a poster, a photo on the shelf.
+
+    In fractions of the frame, from its top-left corner, so it holds at any camera resolution. A face counts as
+    inside when its centre is; an area reaching past the frame's edge simply ends there.
+    """
+
+    x: Annotated[float, Field(ge=0, le=1)]
+    y: Annotated[float, Field(ge=0, le=1)]
+    w: Annotated[float, Field(ge=0.02, le=1)]
+    h: Annotated[float, Field(ge=0.02, le=1)]
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        return (self.x, self.y, self.w, self.h)
+
+
+MAX_IGNORED_AREAS = 8
+
+
 class Settings(_Strict):
     autoplay: bool = True
     speaker: Annotated[str, Field(max_length=100)] = ""
@@ -92,6 +111,7 @@ class Settings(_Strict):
     privacy_mode: bool = False
     history_days: Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=365)] = 30
     preview_allowed: bool = False  # the owner may turn on a live camera preview; it is never stored
+    ignored_areas: Annotated[list[Area], Field(max_length=MAX_IGNORED_AREAS)] = Field(default_factory=list)
     spotify_client_id: str = ""  # entered on the page; [spotify] client_id in the config file wins
 
     @field_validator("spotify_client_id")
@@ -132,6 +152,8 @@ _TYPE_ERRORS = {
     "finite_number": "must be a finite number (not NaN or infinity)",
     "dict_type": "must be a JSON object",
     "model_type": "must be a JSON object",
+    "list_type": "must be a JSON list",
+    "missing": "is missing",
 }
 
 
@@ -143,6 +165,8 @@ def explain(exc: ValidationError) -> dict[str, str]:
             out[key] = "unknown setting"
         elif e["type"] == "literal_error":
             out[key] = f"allowed values are {e['ctx']['expected']}"
+        elif e["type"] == "too_long" and e["loc"] == ("ignored_areas",):
+            out[key] = f"at most {MAX_IGNORED_AREAS} areas: remove one before marking another"
         elif e["type"] in _TYPE_ERRORS:
             out[key] = _TYPE_ERRORS[e["type"]]
         else:

@@ -52,6 +52,9 @@ def valid_value(schema: dict) -> st.SearchStrategy:
     if "oneOf" in schema:
         return st.one_of([valid_value(s) for s in schema["oneOf"]])
     kind = schema.get("type")
+    if kind == "array":  # ignored areas: whole areas, every key inside its bounds
+        item = st.fixed_dictionaries({k: valid_value(v) for k, v in schema["items"]["properties"].items()})
+        return st.lists(item, max_size=schema["maxItems"])
     if kind == "object" and "properties" in schema:
         props = {k: valid_value(v) for k, v in schema["properties"].items()}
         keys = st.lists(st.sampled_from(sorted(props)), min_size=1, max_size=2, unique=True)
@@ -81,6 +84,8 @@ def schema_value(schema: dict) -> st.SearchStrategy:
         valid = st.sampled_from(schema["enum"])
         return st.one_of(valid, valid, valid, json_values)
     kind = schema.get("type")
+    if kind == "array":
+        return st.lists(schema_value(schema["items"]), max_size=schema["maxItems"] + 1) | json_values
     if kind == "object" and "properties" in schema:
         props = {k: schema_value(v) for k, v in schema["properties"].items()}
         return st.fixed_dictionaries({}, optional=props) | json_values
@@ -269,6 +274,13 @@ def near_value(schema: dict) -> st.SearchStrategy:
     if kind == "string":
         n = schema.get("maxLength", 30)
         return st.text(max_size=8) | st.sampled_from(["x" * n, "x" * (n + 1), "é" * n, "é" * (n + 1)]) | wrong_kind
+    if kind == "array":  # ignored areas: lists up to a little past the limit, of items inside and outside theirs
+        inside = {
+            k: st.floats(v["minimum"], v["maximum"]) | st.sampled_from([v["minimum"], v["maximum"]])
+            for k, v in schema["items"]["properties"].items()
+        }  # whole areas, as the page sends them
+        item = st.fixed_dictionaries(inside) | near_value(schema["items"])
+        return st.lists(item, max_size=schema["maxItems"] + 1) | st.sampled_from([[{}], [[0, 0, 1, 1]]]) | wrong_kind
     if kind == "object" and "properties" in schema:
         props = {k: near_value(v) for k, v in schema["properties"].items()}
         extra = st.fixed_dictionaries({}, optional={"nope": st.just(1)})

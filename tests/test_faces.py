@@ -85,6 +85,34 @@ def test_several_faces_are_all_reported(detector, justin_grey):
     assert sorted(f.x < 320 for f in faces) == [False, True]
 
 
+def test_a_face_in_an_ignored_area_is_neither_read_nor_counted(detector, classifier, justin_grey):
+    """A poster or a TV: the household marks its area on the page, and the face there stops steering the mood."""
+    from device.events import Frame
+    from device.mood import MoodEngine
+    from device.pipeline import Pipeline
+
+    one = small(justin_grey, 200)
+    frame = np.full((240, 640), 128, np.uint8)
+    frame[: one.shape[0], :200] = one[:240]
+    frame[: one.shape[0], 420:620] = one[:240]  # the "poster", on the right
+    engine = MoodEngine()
+    pipeline = Pipeline(detector, classifier, engine)
+    calls = []
+    real = classifier.classify
+    pipeline.classifier = type("Counting", (), {"classify": lambda self, g, f: calls.append(f) or real(g, f)})()
+    reading, _ = pipeline.process(Frame(frame, 0.0, 0))
+    assert len(reading.faces) == 2 and reading.ignored == () and len(calls) == 2
+
+    pipeline.ignored_areas = ((0.6, 0.0, 0.4, 1.0),)  # the right 40% of the view
+    calls.clear()
+    reading, _ = pipeline.process(Frame(frame, 0.1, 1))
+    assert [f.face.x < 320 for f in reading.faces] == [True]  # the person on the left is still read
+    assert len(reading.ignored) == 1 and reading.ignored[0].x > 320 and len(calls) == 1
+    pipeline.ignored_areas = ((0.0, 0.0, 1.0, 1.0),)  # everything: an empty room, as far as the mood can tell
+    reading, _ = pipeline.process(Frame(frame, 0.2, 2))
+    assert reading.faces == () and len(reading.ignored) == 2
+
+
 def test_unknown_detector_is_refused():
     with pytest.raises(ValueError, match="use auto, blazeface, blazeface-full, blazeface-short or haar"):
         make_detector("yunet")

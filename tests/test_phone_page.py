@@ -329,6 +329,43 @@ def test_settings_refuse_an_empty_search_and_hide_what_cannot_work(phone):
     api(phone, "PATCH", "/api/settings", {"music": {"happy": {"kind": "search", "value": "feel good pop"}}})
 
 
+def test_a_face_that_is_not_a_person_is_ignored_from_the_settings_page(phone):
+    """A TV or a poster: tap its face on the Settings page's view, and the box stops reading it; remove the area
+    and it reads it again. The view is boxes from the live state, never a picture."""
+    phone.goto("/settings")
+    try:
+        face = phone.locator("#room-map button.face").first
+        face.wait_for(timeout=30000)  # the demo feed shows a face within its first scene
+        expect(phone.locator("#room-map img, #room-map canvas")).to_have_count(0)
+        face.click()
+        expect(phone.locator("#toast")).to_contain_text("Faces there will be ignored")
+        areas = api(phone, "GET", "/api/settings").json()["ignored_areas"]
+        assert len(areas) == 1 and 0.05 < areas[0]["w"] < 0.9, areas
+        expect(phone.locator("#map-faces")).to_contain_text("ignored", timeout=10000)
+        state = api(phone, "GET", "/api/state").json()
+        assert state["ignored_faces"] and state["faces"] == [], state["faces"]
+        shot(phone, "settings-ignored-area")
+        phone.reload()  # saved on the box, not in the page
+        expect(phone.locator("#ignored-list")).to_contain_text("Area 1: ")
+        expect(phone.locator("#room-map .area")).to_have_count(1)
+        # dragging across the view marks a second area
+        phone.locator("#room-map").scroll_into_view_if_needed()
+        box = phone.locator("#room-map").bounding_box()
+        phone.mouse.move(box["x"] + 4, box["y"] + 4)
+        phone.mouse.down()
+        phone.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3, steps=6)
+        phone.mouse.up()
+        expect(phone.locator("#room-map .area")).to_have_count(2)
+        drawn = api(phone, "GET", "/api/settings").json()["ignored_areas"][1]
+        assert drawn["x"] < 0.05 and drawn["y"] < 0.05 and 0.2 < drawn["w"] < 0.35, drawn
+        phone.get_by_role("button", name="Remove area 1").click()
+        phone.get_by_role("button", name="Remove area 1").click()
+        expect(phone.locator("#ignored-list")).to_contain_text("No area is ignored")
+        expect(phone.locator("#map-faces")).not_to_contain_text("ignored", timeout=15000)
+    finally:
+        api(phone, "PATCH", "/api/settings", {"ignored_areas": []})
+
+
 def test_spotify_is_set_up_on_the_page_and_the_cover_shows(phone, box, fake):
     api(phone, "POST", "/api/spotify/disconnect")
     assert api(phone, "PATCH", "/api/settings", {"spotify_client_id": "", "speaker": ""}).ok

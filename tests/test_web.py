@@ -165,6 +165,8 @@ def test_settings_and_history_survive_sigkill(tmp_path):
         time.sleep(0.5)
     history = http.get(d.base + "/api/history?hours=1", timeout=5).json()["changes"]
     assert history
+    everything = [{"x": 0, "y": 0, "w": 1, "h": 1}]  # the whole view: every demo face is "a poster" from now on
+    assert http.patch(d.base + "/api/settings", json={"ignored_areas": everything}, timeout=5).status_code == 200
     d.proc.send_signal(signal.SIGKILL)  # a power cut, as far as the process can tell
     d.proc.wait(10)
     d.stop()
@@ -176,6 +178,12 @@ def test_settings_and_history_survive_sigkill(tmp_path):
         assert saved["speaker"] == "Kitchen" and saved["dwell_seconds"] == 4.5 and saved["autoplay"] is False
         assert saved["quiet_hours"] == {"enabled": True, "start": "23:00", "end": "06:30"}
         assert saved["music"]["sad"]["value"] == "rainy day jazz"
+        assert saved["ignored_areas"] == [{"x": 0.0, "y": 0.0, "w": 1.0, "h": 1.0}]
+        deadline = time.monotonic() + 30  # and it holds from the first frame: faces are seen, none is read
+        while not (state := http.get(again.base + "/api/state", timeout=5).json())["ignored_faces"]:
+            assert time.monotonic() < deadline, "no demo face showed up in 30 s"
+            time.sleep(0.3)
+        assert state["faces"] == []
         after = http.get(again.base + "/api/history?hours=1", timeout=5).json()["changes"]
         assert after[: len(history)] == history
     finally:

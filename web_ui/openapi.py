@@ -49,6 +49,21 @@ SETTINGS_SCHEMA = {
         "privacy_mode": {"type": "boolean"},
         "history_days": {"type": "integer", "minimum": 1, "maximum": 365},
         "preview_allowed": {"type": "boolean"},
+        "ignored_areas": {  # where faces are not read (a TV, a poster): fractions of the frame, from top-left
+            "type": "array",
+            "maxItems": 8,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["x", "y", "w", "h"],
+                "properties": {
+                    "x": {"type": "number", "minimum": 0, "maximum": 1},
+                    "y": {"type": "number", "minimum": 0, "maximum": 1},
+                    "w": {"type": "number", "minimum": 0.02, "maximum": 1},
+                    "h": {"type": "number", "minimum": 0.02, "maximum": 1},
+                },
+            },
+        },
         "spotify_client_id": {
             "anyOf": [
                 {"type": "string", "const": ""},

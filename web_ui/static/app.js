@@ -377,6 +377,113 @@
     input.setAttribute("aria-invalid", text ? "true" : "false");
   }
 
+  // ---- Settings: faces that are not people -------------------------------------------------------------
+  // The camera's view drawn as boxes from the live state (no picture): tap a face to ignore its spot, or drag
+  // to mark an area (a whole TV). The box drops faces whose centre is in an area before reading them.
+  function ignoredAreas(current, saved) {
+    const map = $("#room-map"), list = $("#ignored-list"), errBox = $("#ignore-error");
+    if (!map) return;
+    const clamp = (v) => Math.min(1, Math.max(0, v));
+    const r3 = (v) => Math.round(clamp(v) * 1000) / 1000;
+    const place = (el, x, y, w, h) => {
+      el.style.left = x * 100 + "%"; el.style.top = y * 100 + "%"; el.style.width = w * 100 + "%"; el.style.height = h * 100 + "%";
+    };
+    const where = (a) => {
+      const cx = a.x + a.w / 2, cy = a.y + a.h / 2;
+      const across = cx < 1 / 3 ? "left" : cx < 2 / 3 ? "centre" : "right";
+      const down = cy < 1 / 3 ? "top" : cy < 2 / 3 ? "middle" : "bottom";
+      return down + " " + across + ", " + Math.round(a.w * 100) + "% × " + Math.round(a.h * 100) + "% of the view";
+    };
+    async function save(areas, done) {
+      try {
+        saved(await api("PATCH", "/api/settings", { ignored_areas: areas }));
+        errBox.hidden = true; draw(); toast(done);
+      } catch (err) { errBox.hidden = false; errBox.textContent = problemText(err); }
+    }
+    const add = (x, y, w, h) => {
+      const a = { x: r3(x), y: r3(y), w: r3(Math.min(w, 1 - clamp(x))), h: r3(Math.min(h, 1 - clamp(y))) };
+      if (a.w < 0.03 || a.h < 0.03) return;  // a tap on the empty view, not a drag
+      save(current().ignored_areas.concat([a]), "Faces there will be ignored");
+    };
+    function draw() {
+      $$(".area", map).forEach((el) => el.remove());
+      list.innerHTML = "";
+      current().ignored_areas.forEach((a, i) => {
+        const el = document.createElement("div");
+        el.className = "area"; el.textContent = String(i + 1); place(el, a.x, a.y, a.w, a.h);
+        map.appendChild(el);
+        const li = document.createElement("li");
+        const label = document.createElement("span");
+        label.textContent = "Area " + (i + 1) + ": " + where(a);
+        const b = document.createElement("button");
+        b.type = "button"; b.className = "btn ghost"; b.textContent = "Remove";
+        b.setAttribute("aria-label", "Remove area " + (i + 1));
+        b.addEventListener("click", () => save(current().ignored_areas.filter((_, j) => j !== i), "Area " + (i + 1) + " removed"));
+        li.append(label, b);
+        list.appendChild(li);
+      });
+      if (!list.children.length) list.innerHTML = '<li class="muted">No area is ignored: every face in view is read.</li>';
+    }
+    // Face boxes are reused from state to state, so a tap is never lost to a redraw.
+    let frame = [640, 480];
+    const render = (s) => {
+      const size = (s.frame || {}).size;
+      if (size && size[0] > 0 && size[1] > 0) { frame = size; map.style.aspectRatio = size[0] + " / " + size[1]; }
+      const [W, H] = frame;
+      const boxes = (s.faces || []).map((f) => ({ box: f.box, emotion: f.emotion }))
+        .concat((s.ignored_faces || []).map((box) => ({ box, ignored: true })));
+      const els = $$(".face", map);
+      boxes.forEach((f, i) => {
+        let el = els[i];
+        const want = f.ignored ? "DIV" : "BUTTON";
+        if (!el || el.tagName !== want) {
+          const fresh = document.createElement(want);
+          if (want === "BUTTON") { fresh.type = "button"; fresh.addEventListener("click", () => {
+            const [x, y, w, h] = JSON.parse(fresh.dataset.box), k = 1.6;  // the face and a margin around it
+            add(x - (k - 1) / 2 * w, y - (k - 1) / 2 * h, k * w, k * h);
+          }); }
+          if (el) el.replaceWith(fresh); else map.appendChild(fresh);
+          el = fresh;
+        }
+        const [x, y, w, h] = f.box;
+        el.className = "face" + (f.ignored ? " ignored" : "");
+        el.dataset.box = JSON.stringify([x / W, y / H, w / W, h / H]);
+        el.textContent = f.ignored ? "ignored" : f.emotion;
+        if (!f.ignored) el.setAttribute("aria-label", "Ignore the spot of this " + f.emotion + " face (a TV, a poster)");
+        el.style.left = (x + w / 2) / W * 100 + "%"; el.style.top = (y + h / 2) / H * 100 + "%";
+        el.style.width = w / W * 100 + "%"; el.style.height = h / H * 100 + "%";
+      });
+      els.slice(boxes.length).forEach((el) => el.remove());
+      const read = (s.faces || []).length, skipped = (s.ignored_faces || []).length;
+      $("#map-faces").textContent = (read === 1 ? "1 face read" : read + " faces read") +
+        (skipped ? ", " + skipped + " ignored" : "") + " now.";
+    };
+    renderers.push(render);
+    if (window.moodbox.lastState) render(window.moodbox.lastState);
+    // Drag across the view to mark an area.
+    let start = null, draft = null;
+    const at = (e) => { const r = map.getBoundingClientRect(); return [clamp((e.clientX - r.left) / r.width), clamp((e.clientY - r.top) / r.height)]; };
+    map.addEventListener("pointerdown", (e) => {
+      if (e.target.closest(".face")) return;  // a tap on a face is the face's
+      start = at(e); map.setPointerCapture(e.pointerId);
+      draft = document.createElement("div"); draft.className = "draft"; map.appendChild(draft); place(draft, start[0], start[1], 0, 0);
+    });
+    map.addEventListener("pointermove", (e) => {
+      if (!start) return;
+      const [x, y] = at(e);
+      place(draft, Math.min(x, start[0]), Math.min(y, start[1]), Math.abs(x - start[0]), Math.abs(y - start[1]));
+    });
+    const finish = (e, keep) => {
+      if (!start) return;
+      const [x, y] = at(e), [x0, y0] = start;
+      start = null; draft.remove();
+      if (keep) add(Math.min(x, x0), Math.min(y, y0), Math.abs(x - x0), Math.abs(y - y0));
+    };
+    map.addEventListener("pointerup", (e) => finish(e, true));
+    map.addEventListener("pointercancel", (e) => finish(e, false));
+    draw();
+  }
+
   async function initSettings() {
     let settings = await api("GET", "/api/settings");
     const form = $("#behaviour-form");
@@ -596,6 +703,7 @@
       try { await api("POST", "/api/spotify/disconnect"); spotifyState(); } catch (e) { toast(e.message, true); }
     });
     spotifyState().then((s) => { if (location.hash === "#speaker" && s.state === "connected") loadSpeakers(); });
+    ignoredAreas(() => settings, (s) => { settings = s; });
 
     $("#password-form").addEventListener("submit", async (e) => {
       e.preventDefault();
