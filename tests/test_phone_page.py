@@ -345,7 +345,9 @@ def test_a_face_that_is_not_a_person_is_ignored_from_the_settings_page(phone):
         state = api(phone, "GET", "/api/state").json()
         assert state["ignored_faces"] and state["faces"] == [], state["faces"]
         shot(phone, "settings-ignored-area")
-        phone.reload()  # saved on the box, not in the page
+        phone.goto("/")  # the Now page says a face is there but not read
+        expect(phone.locator("#faces")).to_contain_text("none (+1 ignored)", timeout=10000)
+        phone.goto("/settings")  # saved on the box, not in the page
         expect(phone.locator("#ignored-list")).to_contain_text("Area 1: ")
         expect(phone.locator("#room-map .area")).to_have_count(1)
         # dragging across the view marks a second area

@@ -191,7 +191,9 @@
 
       const faces = s.faces || [];
       const camLive = room.state !== "privacy" && room.state !== "failing" && room.state !== "starting";
-      $("#faces").textContent = !camLive ? "not looking" : faces.length ? faces.length + ": " + faces.map((f) => feels(f.emotion)).join(", ") : "none";
+      const skipped = (s.ignored_faces || []).length;  // in an area marked on the Settings page (a TV, a poster)
+      $("#faces").textContent = !camLive ? "not looking" : (faces.length ? faces.length + ": " + faces.map((f) => feels(f.emotion)).join(", ") : "none") +
+        (skipped ? " (+" + skipped + " ignored)" : "");
       const cam = s.camera || {};
       $("#camera").textContent = room.state === "privacy" ? "off (privacy mode)" : room.state === "failing" ? "not working, retrying" :
         cam.state === "live" ? "live · " + (cam.source || "") : "starting";
