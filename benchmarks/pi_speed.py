@@ -35,11 +35,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from device.camera._demo import _face_patch, load_script  # noqa: E402
+from models.demo_faces import PLACES  # noqa: E402
 from tests.conftest import DaemonProcess, isolated_env  # noqa: E402
 from tests.test_systemd import NotifySocket  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 640, 480, 15
-CENTRES = ((110, 125), (320, 125), (530, 125), (215, 355), (425, 355))  # five faces, about 150 px each
+CENTRES = PLACES  # five faces, about 150 px each; models.demo_faces picks faces the detector finds there
 WATCHDOG_SECONDS = 3.0
 
 
