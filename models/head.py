@@ -27,19 +27,26 @@ from models.fer import PIXEL_MEAN, PIXEL_STD
 from models.train import DEFAULT_OUT
 
 
-def features(checkpoint: Path, cache: Path, faces: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """The frozen network's features of every Training face (or the first `faces`) and its mirror image:
-    [2N, 512], with the labels, the FER+ soft targets and the seconds it took to compute the features (cached)."""
+def features(
+    checkpoint: Path, cache: Path, faces: int = 0, photometric_copies: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The frozen network's features of every Training face (or the first `faces`) and its mirror image, then of
+    `photometric_copies` copies of each face under camera-like degradation (`models.augment.real_photo`: gamma,
+    dim light, blur or low resolution, noise; half of them mirrored): [(2 + copies) N, 512], with the labels, the
+    FER+ soft targets and the seconds it took to compute the features (cached)."""
     import torch
 
+    from models.augment import real_photo
     from models.evaluate import float_net
     from models.fer import load_split
 
     train = load_split("Training")
     if faces:
         train = train.subset(faces, 0)
-    targets = np.concatenate([train.labels] * 2), np.concatenate([train.soft] * 2)
+    views = 2 + photometric_copies
+    targets = np.concatenate([train.labels] * views), np.concatenate([train.soft] * views)
     key = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:16] + (f"_{faces}" if faces else "")
+    key += f"_pc{photometric_copies}" if photometric_copies else ""
     path = cache / f"head_features_{key}.npz"
     if path.exists():
         cached = np.load(path)
@@ -47,11 +54,18 @@ def features(checkpoint: Path, cache: Path, faces: int = 0) -> tuple[np.ndarray,
     started = time.time()
     net = float_net(checkpoint)
     out = []
+    gen = torch.Generator().manual_seed(20261128)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=gen)
+
     with torch.no_grad():
-        for flip in (False, True):
+        for view in range(views):
             for i in range(0, len(train), 512):
                 x = torch.from_numpy(train.images[i : i + 512]).float().unsqueeze(1)
-                x = torch.flip(x, dims=[3]) if flip else x
+                if view >= 2:  # a camera-like copy, mirrored or not
+                    x = real_photo(torch.where(rand(len(x), 1, 1, 1) < 0.5, torch.flip(x, dims=[3]), x), rand)
+                x = torch.flip(x, dims=[3]) if view == 1 else x
                 with torch.autocast("cpu", dtype=torch.bfloat16):
                     f = net.features((x - PIXEL_MEAN) / PIXEL_STD)
                 out.append(f.float().flatten(1).numpy())
@@ -71,6 +85,7 @@ def train_head(
     cache: Path = DEFAULT_OUT,
     seed: int = 20261128,
     faces: int = 0,
+    photometric_copies: int = 0,
 ) -> dict:
     import torch
     import torch.nn.functional as F
@@ -78,7 +93,7 @@ def train_head(
     from models.fer import CLASS_NAMES, logit_adjustment
     from models.vgg16_torch import VGG16
 
-    feats, labels, soft, feature_seconds = features(checkpoint, cache, faces)
+    feats, labels, soft, feature_seconds = features(checkpoint, cache, faces, photometric_copies)
     started = time.time()
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     net = VGG16()
@@ -104,6 +119,7 @@ def train_head(
         losses.append(loss.item())
     head.eval()
     args = {"init": str(checkpoint), "soft_weight": soft_weight, "la_tau": la_tau, "epochs": epochs, "lr": lr}
+    args["photometric_copies"] = photometric_copies
     args["minutes"] = round((feature_seconds + time.time() - started) / 60, 1)  # features included, cached or not
     record = {"model": net.state_dict(), "epoch": state.get("epoch"), "head_only": args}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -119,10 +135,25 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--la-loss", type=float, default=0.0, metavar="TAU", help="logit-adjusted loss with this tau")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--lr", type=float, default=0.002)
+    p.add_argument(
+        "--photometric-copies",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also train on N camera-like copies of each face (gamma, dim light, blur, noise)",
+    )
     args = p.parse_args(argv)
     if not args.init.is_file():
         raise SystemExit(f"--init {args.init}: no such checkpoint")
-    result = train_head(args.init, args.out, args.soft_weight, args.la_loss, args.epochs, args.lr)
+    result = train_head(
+        args.init,
+        args.out,
+        args.soft_weight,
+        args.la_loss,
+        args.epochs,
+        args.lr,
+        photometric_copies=args.photometric_copies,
+    )
     print(json.dumps(result))
     return result
 

@@ -223,6 +223,15 @@ def _head_note(rows: dict) -> str:
         )
     if "head-la-loss" in rows and "head-la-loss" not in kept:
         notes += " The logit-adjusted loss (tau 1.0 in training) raised realval most but cost PrivateTest."
+    if "head-photometric" in rows and "head-control" in rows:
+        r, c = rows["head-photometric"], rows["head-control"]
+        dr = 100 * (r["realval"]["accuracy_all"] - c["realval"]["accuracy_all"])
+        dp = 100 * (r["PrivateTest"]["accuracy"] - c["PrivateTest"]["accuracy"])
+        notes += (
+            " Adding one camera-like copy of each face to the head's training (gamma, dim light, blur or low"
+            f" resolution, noise; `head-photometric`) did worse than clean faces alone (`head-control`): realval"
+            f" {dr:+.1f}, PrivateTest {dp:+.1f} points. The shipped head saw clean faces only."
+        )
     return f"""- **The head retrained alone** (`models.head`: the convolutions frozen, the 512-512-7 head trained 4 more
   epochs from its own weights on the features of the Training faces and their mirror images, unaugmented), against
   the weights it started from (`recovered-e51`, tau 0.5): {"; ".join(delta(n) for n in tried)} points. Our reading of

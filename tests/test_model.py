@@ -276,6 +276,27 @@ def test_head_retraining_changes_only_the_head_and_reuses_its_features(tmp_path)
     assert "the head alone (512-512-7) trained 2 more epochs" in _stage_line(2, stage)
 
 
+def test_head_features_of_camera_like_copies_follow_the_clean_ones(tmp_path):
+    """--photometric-copies: each face's degraded copy comes after the clean faces and their mirrors, with the
+    same labels, and differs from both (it is degraded, not a duplicate); it has a cache file of its own."""
+    import torch
+
+    from models.head import features
+    from models.vgg16_torch import VGG16
+
+    torch.manual_seed(2)
+    torch.save({"model": VGG16().state_dict(), "epoch": 1}, tmp_path / "init.pt")
+    clean, labels, soft, _ = features(tmp_path / "init.pt", tmp_path / "cache", faces=64)
+    both, labels3, soft3, _ = features(tmp_path / "init.pt", tmp_path / "cache", faces=64, photometric_copies=1)
+    assert clean.shape == (128, 512) and both.shape == (192, 512)
+    np.testing.assert_array_equal(both[:128], clean)
+    np.testing.assert_array_equal(labels3, np.concatenate([labels[:64]] * 3))
+    np.testing.assert_array_equal(soft3[128:], soft[:64])
+    copies = both[128:]
+    assert not np.allclose(copies, clean[:64]) and not np.allclose(copies, clean[64:])
+    assert len(list((tmp_path / "cache").glob("head_features_*.npz"))) == 2
+
+
 def test_the_demo_face_picker_rejects_a_face_the_detector_would_miss_in_the_crowd():
     from device.camera._demo import load_script
     from device.faces._blazeface import BlazeFace
