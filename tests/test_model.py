@@ -123,6 +123,26 @@ def test_training_killed_mid_epoch_resumes_where_it_stopped(tmp_path):
     assert b["public_test"]["acc"] == pytest.approx(a["public_test"]["acc"], abs=0.02)
 
 
+def test_long_run_script_keeps_its_checkpoints_outside_the_tree_and_resumes(tmp_path):
+    """models/long_run.sh, the command the long CPU run is started (and restarted) with, at a tiny size."""
+    env = isolated_env(tmp_path) | {"MOODBOX_TRAIN_DIR": str(tmp_path / "train")}
+    tiny = ["--train-faces", "320", "--batch", "32", "--epochs", "1", "--threads", "1"]
+
+    def start(*extra: str) -> subprocess.CompletedProcess:
+        script = REPO / "models" / "long_run.sh"
+        r = subprocess.run([script, *tiny, *extra], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return r
+
+    r = start("--stop-after-batches", "4")  # as if the working period ended right after a save
+    assert "stopped in epoch 1 after batch 4" in r.stdout
+    assert (tmp_path / "train" / "long" / "last.pt").is_file()
+    r = start()
+    assert f"resumed from {tmp_path / 'train' / 'long' / 'last.pt'} in epoch 1 at batch 4/10" in r.stdout
+    log = [json.loads(line) for line in (tmp_path / "train" / "long" / "train_log.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in log] == [1]
+
+
 def test_gpu_script_packs_trains_and_unpacks_at_a_tiny_size(tmp_path):
     """The borrowed-GPU route end to end on the CPU: pack, train under a time budget, weights back, checkpoint."""
     import torch
