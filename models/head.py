@@ -26,6 +26,8 @@ import numpy as np
 from models.fer import PIXEL_MEAN, PIXEL_STD
 from models.train import DEFAULT_OUT
 
+KEEP_FEATURE_CACHES = 4  # each is 117 MB for a full checkpoint; a check-in at every stop adds one
+
 
 def features(
     checkpoint: Path, cache: Path, faces: int = 0, photometric_copies: int = 0
@@ -50,6 +52,7 @@ def features(
     path = cache / f"head_features_{key}.npz"
     if path.exists():
         cached = np.load(path)
+        path.touch()  # recently used: kept by prune_feature_caches
         return cached["features"], *targets, float(cached["seconds"])
     started = time.time()
     net = float_net(checkpoint)
@@ -72,7 +75,17 @@ def features(
     feats, seconds = np.concatenate(out), time.time() - started
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(path, features=feats, seconds=seconds)
+    prune_feature_caches(cache)
     return feats, *targets, seconds
+
+
+def prune_feature_caches(cache: Path, keep: int = KEEP_FEATURE_CACHES) -> list[Path]:
+    """Delete all but the `keep` most recently used feature caches (they are keyed by the checkpoint's bytes, so
+    every new best checkpoint of a long run adds one). Returns what was deleted."""
+    files = sorted(cache.glob("head_features_*.npz"), key=lambda f: f.stat().st_mtime, reverse=True)
+    for old in files[keep:]:
+        old.unlink(missing_ok=True)
+    return files[keep:]
 
 
 def train_head(

@@ -317,6 +317,22 @@ def test_head_features_of_camera_like_copies_follow_the_clean_ones(tmp_path):
     assert len(list((tmp_path / "cache").glob("head_features_*.npz"))) == 2
 
 
+def test_head_feature_caches_keep_only_the_most_recently_used(tmp_path):
+    import os
+
+    from models.head import KEEP_FEATURE_CACHES, prune_feature_caches
+
+    made = [tmp_path / f"head_features_{i:02d}.npz" for i in range(KEEP_FEATURE_CACHES + 3)]
+    for age, f in enumerate(made):  # made[0] is the newest
+        f.write_bytes(b"x")
+        os.utime(f, (1e9 - age, 1e9 - age))
+    (tmp_path / "best.pt").write_bytes(b"not a cache")
+    deleted = prune_feature_caches(tmp_path)
+    assert sorted(deleted) == made[KEEP_FEATURE_CACHES:]
+    assert sorted(tmp_path.glob("head_features_*.npz")) == made[:KEEP_FEATURE_CACHES]
+    assert (tmp_path / "best.pt").exists()
+
+
 def test_the_demo_face_picker_rejects_a_face_the_detector_would_miss_in_the_crowd():
     from device.camera._demo import load_script
     from device.faces._blazeface import BlazeFace
