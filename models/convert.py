@@ -97,6 +97,7 @@ def training_stages(path: Path, checkpoint: dict) -> list[dict]:
             {
                 "started_from": "the previous stage's checkpoint",
                 "head_only": True,
+                "block5": h.get("block5", False),
                 "schedule_epochs": h["epochs"],
                 "peak_lr": h["lr"],
                 "soft_weight": h["soft_weight"],

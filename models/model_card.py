@@ -15,9 +15,14 @@ def _pct(x: float | None) -> str:
 
 def _stage_line(n: int, st: dict) -> str:
     if st.get("head_only"):
+        what, on = (
+            ("the last convolution block (512x3) and the head", "first four blocks' output")
+            if st.get("block5")
+            else ("the head alone (512-512-7)", "convolutions' features")
+        )
         return (
-            f"stage {n}: the head alone (512-512-7) trained {st['epochs_run']} more epochs on the frozen "
-            f"convolutions' features of the Training faces and their mirror images, unaugmented (cosine from learning "
+            f"stage {n}: {what} trained {st['epochs_run']} more epochs on the frozen "
+            f"{on} of the Training faces and their mirror images, unaugmented (cosine from learning "
             f"rate {st['peak_lr']}, {st['minutes']:.0f} min on {st['device']}; `models.head`)"
         )
     curve = st["public_test_by_epoch"]

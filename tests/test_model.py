@@ -317,6 +317,36 @@ def test_head_features_of_camera_like_copies_follow_the_clean_ones(tmp_path):
     assert len(list((tmp_path / "cache").glob("head_features_*.npz"))) == 2
 
 
+def test_head_block5_retrains_the_last_block_and_the_head_only(tmp_path):
+    """--block5: the cached features are the fourth block's output (512 x 3 x 3 per face); training changes the
+    last block's convolutions and batch norms and the head, and nothing before them; the card says so."""
+    import torch
+
+    from models.convert import training_stages
+    from models.head import features, train_head
+    from models.model_card import _stage_line
+    from models.vgg16_torch import VGG16
+
+    torch.manual_seed(3)
+    net = VGG16()
+    torch.save({"model": net.state_dict(), "epoch": 2}, tmp_path / "init.pt")
+    feats, labels, _, _ = features(tmp_path / "init.pt", tmp_path / "cache", faces=64, block5=True)
+    assert feats.shape == (128, 512, 3, 3) and len(labels) == 128
+    train_head(tmp_path / "init.pt", tmp_path / "b5.pt", cache=tmp_path / "cache", faces=64, epochs=2, block5=True)
+    after = torch.load(tmp_path / "b5.pt", weights_only=False)
+    assert after["head_only"]["block5"] is True
+    before = net.state_dict()
+    pools = [i for i, layer in enumerate(net.features) if isinstance(layer, torch.nn.MaxPool2d)]
+    for name, value in after["model"].items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        trainable = name.startswith("head.") or int(name.split(".")[1]) > pools[3]
+        assert torch.equal(value, before[name]) != trainable, name
+    stage = training_stages(tmp_path / "b5.pt", after)[-1]
+    assert stage["block5"] and "the last convolution block (512x3) and the head trained 2" in _stage_line(2, stage)
+    assert len(list((tmp_path / "cache").glob("head_features_*_b5.npz"))) == 1
+
+
 def test_head_feature_caches_keep_only_the_most_recently_used(tmp_path):
     import os
 
