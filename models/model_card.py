@@ -237,6 +237,16 @@ def _head_note(rows: dict) -> str:
             f" resolution, noise; `head-photometric`) did worse than clean faces alone (`head-control`): realval"
             f" {dr:+.1f}, PrivateTest {dp:+.1f} points. The shipped head saw clean faces only."
         )
+    if "head-block5" in rows and "head-control" in rows:
+        r, c = rows["head-block5"], rows["head-control"]
+        dr = 100 * (r["realval"]["accuracy_all"] - c["realval"]["accuracy_all"])
+        dp = 100 * (r["PrivateTest"]["accuracy"] - c["PrivateTest"]["accuracy"])
+        notes += (
+            " One block deeper (`head-block5`: the last convolution block and the head, 4 more epochs from the shipped"
+            f" weights on the clean faces' block-4 output) changed almost nothing against `head-control`: realval"
+            f" {dr:+.1f}, PrivateTest {dp:+.1f} points, within a face or two; what clean faces can teach the top of"
+            " the network, the head had already learnt. Not shipped."
+        )
     return f"""- **The head retrained alone** (`models.head`: the convolutions frozen, the 512-512-7 head trained 4 more
   epochs from its own weights on the features of the Training faces and their mirror images, unaugmented), against
   the weights it started from (`recovered-e51`, tau 0.5): {"; ".join(delta(n) for n in tried)} points. Our reading of
