@@ -28,7 +28,7 @@ import numpy as np
 from models.fer import PIXEL_MEAN, PIXEL_STD
 from models.train import DEFAULT_OUT
 
-KEEP_FEATURE_CACHES = 4  # each is 117 MB for a full checkpoint; a check-in at every stop adds one
+KEEP_FEATURE_CACHES = 4  # 117 MB each for a full checkpoint (1 GB with --block5); a check-in at every stop adds one
 
 
 def frozen_part(net, block5: bool):
