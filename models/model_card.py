@@ -228,24 +228,25 @@ def _head_note(rows: dict) -> str:
         )
     if "head-la-loss" in rows and "head-la-loss" not in kept:
         notes += " The logit-adjusted loss (tau 1.0 in training) raised realval most but cost PrivateTest."
-    if "head-photometric" in rows and "head-control" in rows:
-        r, c = rows["head-photometric"], rows["head-control"]
+
+    def against_control(name: str) -> str:
+        r, c = rows[name], rows["head-control"]
         dr = 100 * (r["realval"]["accuracy_all"] - c["realval"]["accuracy_all"])
         dp = 100 * (r["PrivateTest"]["accuracy"] - c["PrivateTest"]["accuracy"])
+        return f"realval {dr:+.1f}, PrivateTest {dp:+.1f} points"
+
+    if "head-photometric" in rows and "head-control" in rows:
         notes += (
             " Adding one camera-like copy of each face to the head's training (gamma, dim light, blur or low"
-            f" resolution, noise; `head-photometric`) did worse than clean faces alone (`head-control`): realval"
-            f" {dr:+.1f}, PrivateTest {dp:+.1f} points. The shipped head saw clean faces only."
+            " resolution, noise; `head-photometric`) did worse than clean faces alone (`head-control`):"
+            f" {against_control('head-photometric')}. The shipped head saw clean faces only."
         )
     if "head-block5" in rows and "head-control" in rows:
-        r, c = rows["head-block5"], rows["head-control"]
-        dr = 100 * (r["realval"]["accuracy_all"] - c["realval"]["accuracy_all"])
-        dp = 100 * (r["PrivateTest"]["accuracy"] - c["PrivateTest"]["accuracy"])
         notes += (
             " One block deeper (`head-block5`: the last convolution block and the head, 4 more epochs from the shipped"
-            f" weights on the clean faces' block-4 output) changed almost nothing against `head-control`: realval"
-            f" {dr:+.1f}, PrivateTest {dp:+.1f} points, within a face or two; what clean faces can teach the top of"
-            " the network, the head had already learnt. Not shipped."
+            " weights on the clean faces' block-4 output) against `head-control`:"
+            f" {against_control('head-block5')}; what clean faces can teach the top of the network, the head had"
+            " already learnt. Not shipped."
         )
     return f"""- **The head retrained alone** (`models.head`: the convolutions frozen, the 512-512-7 head trained 4 more
   epochs from its own weights on the features of the Training faces and their mirror images, unaugmented), against
