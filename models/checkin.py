@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> bool:
     p.add_argument(
         "--head",
         action="store_true",
-        help="first retrain the head alone on clean faces, as the shipped model's was (models.head; about 6 min)",
+        help="first retrain the head alone on clean faces, as the shipped model's was (models.head; 6 min on a CPU "
+        "with bf16, over 17 in fp32)",
     )
     args = p.parse_args(argv)
     if not args.checkpoint.is_file():
