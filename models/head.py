@@ -71,6 +71,7 @@ def features(
         return cached["features"], *targets, float(cached["seconds"])
     started = time.time()
     frozen = frozen_part(float_net(checkpoint), block5)
+    bf16 = cpu_has_bf16()  # reads /proc/cpuinfo: once, not per batch; emulated bf16 is slow
     out = []
     gen = torch.Generator().manual_seed(20261128)
 
@@ -84,7 +85,7 @@ def features(
                 if view >= 2:  # a camera-like copy, mirrored or not
                     x = real_photo(torch.where(rand(len(x), 1, 1, 1) < 0.5, torch.flip(x, dims=[3]), x), rand)
                 x = torch.flip(x, dims=[3]) if view == 1 else x
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_has_bf16()):  # emulated bf16 is slow
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     f = frozen((x - PIXEL_MEAN) / PIXEL_STD)
                 out.append(f.float().numpy() if block5 else f.float().flatten(1).numpy())
     feats, seconds = np.concatenate(out), time.time() - started
