@@ -325,6 +325,11 @@ def test_malformed_json_gets_a_4xx_on_every_json_route(box, http, method, path, 
         (b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -1\r\n\r\n", 400),
         (b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999\r\n\r\n", 413),
         (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),  # TLS to a plain-http port
+        # answered at once, not after the 10 s deadline (the socket gives up after 5 s): a real ClientHello has no
+        # CRLF CRLF to wait for, and a request whose lines end in a bare LF would never show one either
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(14, 128)), 400),
+        (b"GET /healthz HTTP/1.1\nHost: 127.0.0.1\n\n", 400),
+        (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\n\n", 400),
     ],
 )
 def test_malformed_http_gets_a_4xx_and_a_close(box, raw, status):

@@ -237,10 +237,9 @@ class PageServer:
             return False
         try:
             async with asyncio.timeout(limits.request_seconds):
-                try:
-                    head = first + await reader.readuntil(b"\r\n\r\n")
-                except asyncio.LimitOverrunError:
-                    raise BadRequest(431, f"the request head is over {limits.max_head} bytes") from None
+                if first == b"\x16":  # a TLS handshake record: say so now, not after the 10 s deadline
+                    raise BadRequest(400, "this port speaks plain HTTP, not HTTPS: open http://, not https://")
+                head = first + await read_head(reader, limits.max_head)
                 request = parse_head(head)
                 length = body_length(request, limits.max_body)
                 if length and (request.header("expect") or "").lower() == "100-continue":
@@ -380,6 +379,24 @@ class PageServer:
             body = b"internal error: see the log\n"
             headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
             return "500 Internal Server Error", headers, body
+
+
+async def read_head(reader: asyncio.StreamReader, max_head: int) -> bytes:
+    """The rest of a request's head, up to and including its blank line, read one line at a time so that a line
+    ended by a bare LF is refused at once instead of waiting out the deadline for a CRLF CRLF that never comes."""
+    head = b""
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError:
+            raise BadRequest(431, f"the request head is over {max_head} bytes") from None
+        if not line.endswith(b"\r\n"):
+            raise BadRequest(400, "every line of the request head must end with CRLF (\\r\\n), not a bare LF")
+        head += line
+        if len(head) > max_head:
+            raise BadRequest(431, f"the request head is over {max_head} bytes")
+        if head.endswith(b"\r\n\r\n"):
+            return head
 
 
 def parse_head(head: bytes) -> Request:
