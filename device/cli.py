@@ -15,25 +15,31 @@ from device.store import StorageError, StoreError
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="moodbox", description="Emotion-aware music for the room.")
-    p.add_argument(
-        "--config",
-        type=Path,
-        help="config file (default: $MOODBOX_CONFIG, /etc/moodbox/moodbox.toml, "
-        "~/.config/moodbox/moodbox.toml; none = defaults)",
+    config_help = (
+        "config file (default: $MOODBOX_CONFIG, /etc/moodbox/moodbox.toml, ~/.config/moodbox/moodbox.toml; "
+        "none = defaults)"
     )
-    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    levels = ("DEBUG", "INFO", "WARNING", "ERROR")
+    p = argparse.ArgumentParser(prog="moodbox", description="Emotion-aware music for the room.")
+    p.add_argument("--config", type=Path, help=config_help)
+    p.add_argument("--log-level", default="INFO", choices=levels)
+    # the same two options after the command too (`moodbox run --config X`); given there, they win
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
+    common.add_argument("--log-level", default=argparse.SUPPRESS, choices=levels)
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the daemon: camera, mood, music and the page")
+    run = sub.add_parser("run", parents=[common], help="run the daemon: camera, mood, music and the page")
     run.add_argument("--port", type=int, help="web page port (default from config: 8080)")
-    cls = sub.add_parser("classify", help="faces and emotions in photos")
+    cls = sub.add_parser("classify", parents=[common], help="faces and emotions in photos")
     cls.add_argument("images", nargs="+", type=Path)
     cls.add_argument("--json", action="store_true", help="print JSON")
-    rep = sub.add_parser("replay", help="the mood timeline of a video, an image folder, or 'demo'")
+    rep = sub.add_parser("replay", parents=[common], help="the mood timeline of a video, an image folder, or 'demo'")
     rep.add_argument("video", help="a video file, a folder of images, or 'demo' for the built-in demo feed")
     rep.add_argument("--json", action="store_true", help="print JSON")
     rep.add_argument("--pace", choices=("fast", "realtime"), default="fast")
-    pair = sub.add_parser("pairing-code", help="print the one-time code for setting the page's password (first run)")
+    pair = sub.add_parser(
+        "pairing-code", parents=[common], help="print the one-time code for setting the page's password (first run)"
+    )
     pair.add_argument("--reset", action="store_true", help="forgot the password: forget it and print a new code")
     return p
 

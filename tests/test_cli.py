@@ -76,3 +76,22 @@ def test_python_dash_m_and_the_entry_point_agree(tmp_path, media):
         timeout=120,
     )
     assert r.returncode == 0 and json.loads(r.stdout)[0]["faces"] == []
+
+
+def test_config_and_log_level_are_taken_before_or_after_the_command():
+    from pathlib import Path
+
+    from device.cli import _parser
+
+    def parsed(*argv: str) -> tuple[Path | None, str]:
+        args = _parser().parse_args(argv)
+        return args.config, args.log_level
+
+    assert parsed("run") == (None, "INFO")
+    assert parsed("--config", "a.toml", "run") == (Path("a.toml"), "INFO")
+    assert parsed("run", "--config", "b.toml", "--log-level", "DEBUG") == (Path("b.toml"), "DEBUG")
+    assert parsed("--config", "a.toml", "--log-level", "ERROR", "run", "--config", "b.toml") == (
+        Path("b.toml"),
+        "ERROR",
+    )
+    assert parsed("classify", "x.jpg", "--config", "c.toml")[0] == Path("c.toml")

@@ -82,10 +82,13 @@ def test_environment_variable_points_at_the_file(tmp_path, monkeypatch):
     assert load().web.port == 9123
 
 
-def test_cli_refuses_bad_config_with_exit_78_and_the_key(tmp_path):
+@pytest.mark.parametrize("where", ["before the command", "after the command"])
+def test_cli_refuses_bad_config_with_exit_78_and_the_key(tmp_path, where):
     bad = write(tmp_path, "[mood]\nhysterisis = 0.2\n")
+    option = ["--config", str(bad)]
+    argv = [*option, "replay", "demo"] if where == "before the command" else ["replay", "demo", *option]
     result = subprocess.run(
-        [sys.executable, "-m", "device", "--config", str(bad), "replay", "demo"],
+        [sys.executable, "-m", "device", *argv],
         cwd=REPO,
         env=isolated_env(tmp_path),
         capture_output=True,
