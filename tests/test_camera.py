@@ -105,8 +105,17 @@ def test_demo_assets_are_small():
 
 
 def test_v4l2_missing_device_is_a_clear_error():
-    with pytest.raises(CameraError, match=r"cannot open /dev/video99: is it a camera"):
+    with pytest.raises(CameraError, match=r"there is no /dev/video99: is the webcam plugged in\? \(video devices"):
         V4L2Camera("/dev/video99").open()
+    with pytest.raises(CameraError, match=r"there is no /dev/video99:"):
+        V4L2Camera("99").open()  # an index names the same device
+
+
+def test_v4l2_a_file_that_is_no_camera_is_named(tmp_path):
+    not_a_camera = tmp_path / "video0"
+    not_a_camera.write_bytes(b"")
+    with pytest.raises(CameraError, match=f"cannot open {not_a_camera}: is it a camera, and is it free"):
+        V4L2Camera(str(not_a_camera)).open()
 
 
 class FakeLibcamera:
@@ -201,7 +210,7 @@ def test_auto_falls_back_to_the_demo_feed_without_cameras(monkeypatch):
 def test_explicit_sources_fail_clearly():
     with pytest.raises(CameraError, match="needs \\[camera\\] replay_path"):
         open_camera(CameraConfig(source="replay"))
-    with pytest.raises(CameraError, match="cannot open /dev/video98"):
+    with pytest.raises(CameraError, match="there is no /dev/video98"):
         open_camera(CameraConfig(source="v4l2", device="/dev/video98"))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 import time
 
 import cv2
@@ -13,6 +14,20 @@ from device.events import Frame
 
 def find_v4l2_devices() -> list[str]:
     return sorted(glob.glob("/dev/video*"), key=lambda p: int(p[10:]) if p[10:].isdigit() else 999)
+
+
+def why_not_opened(device: str) -> str:
+    """What to tell the user when OpenCV could not open `device` (a path or an index)."""
+    path = f"/dev/video{device}" if device.isdigit() else device
+    if not os.path.exists(path):
+        there = ", ".join(find_v4l2_devices()) or "none"
+        return f"there is no {path}: is the webcam plugged in? (video devices here: {there})"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return (
+            f"{path} exists but this user may not open it: add the user to the 'video' group "
+            "(sudo usermod -aG video USER, then start Moodbox again)"
+        )
+    return f"cannot open {path}: is it a camera, and is it free (not in use by another program)?"
 
 
 class V4L2Camera:
@@ -31,7 +46,7 @@ class V4L2Camera:
         cap = cv2.VideoCapture(target, cv2.CAP_V4L2)
         if not cap.isOpened():
             cap.release()
-            raise CameraError(f"cannot open {self.device}: is it a camera, and is the user in the 'video' group?")
+            raise CameraError(why_not_opened(self.device))
         cap.set(cv2.CAP_PROP_FRAME_WIDTH, self._size[0])
         cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self._size[1])
         cap.set(cv2.CAP_PROP_FPS, self._fps)
