@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # every training batch has the same shape: pick the fastest kernels once
     use_bf16 = args.precision == "bf16" or (args.precision == "auto" and (device.type == "cuda" or cpu_has_bf16()))
     dtype = torch.bfloat16 if use_bf16 else None
 
