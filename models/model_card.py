@@ -193,7 +193,7 @@ def _experiment_notes(rows: dict) -> str:
   averages 1 s of frames, which smooths much of what mirroring smooths.
 - **Crop margin:** the calibrated 1.137 stays. A tighter 1.0 reads realval {d("la-0.5-margin-1.0", "la-0.5", "realval")}
   points better overall but drops fear to {_pct(fear)}; a looser 1.25 is {d("la-0.5-margin-1.25", "la-0.5", "realval")}.
-{_photometric_note(rows)}{_contrast_note(rows)}{_head_note(rows)}"""
+{_photometric_note(rows)}{_contrast_note(rows)}{_sharpness_note(rows)}{_head_note(rows)}"""
 
 
 def _head_note(rows: dict) -> str:
@@ -285,6 +285,30 @@ def _contrast_note(rows: dict) -> str:
     return f"""- **Per-face contrast normalisation before the model** (histogram equalisation, CLAHE, a 1-99 percentile
   stretch, or standardising each face to FER2013's mean 129 and spread 54), against the same model without it
   (`la-0.5-close-ups`): {"; ".join(delta(k) for k in kinds)} points. {verdict}
+"""
+
+
+def _sharpness_note(rows: dict) -> str:
+    """Sharpening or softening each face, against the shipped weights without it."""
+    base = rows.get("recovered-shipped")
+    kinds = [k for k in ("sharpen", "soften") if f"shipped-{k}" in rows]
+    if base is None or not kinds or "sharpness" not in base:
+        return ""
+
+    def delta(kind: str) -> str:
+        r = rows[f"shipped-{kind}"]
+        dr = 100 * (r["realval"]["accuracy_all"] - base["realval"]["accuracy_all"])
+        dp = 100 * (r["PrivateTest"]["accuracy"] - base["PrivateTest"]["accuracy"])
+        return f"{kind}, realval {dr:+.1f} and PrivateTest {dp:+.1f}"
+
+    sharp = base["sharpness"]
+    return f"""- **Not kept: sharpening or softening each face.** The device's real-photo crops are smoother than FER2013's
+  web crops: the median ratio of Laplacian variance to pixel variance is {sharp["realval"]:.2f} on the realval
+  crops and {sharp["PrivateTest"]:.2f} on PrivateTest (FER2013's faces carry JPEG and resizing edges; the device
+  area-downscales a larger face), so a mild unsharp mask might bring real faces nearer what the model learnt.
+  Against the shipped weights without it (`recovered-shipped`):
+  {"; ".join(delta(k) for k in kinds)} points.
+  Both directions cost on both sets: sharpness is not what separates real faces from FER2013's.
 """
 
 

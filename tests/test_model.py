@@ -211,6 +211,10 @@ def test_the_contrast_experiments_normalise_what_they_say(tmp_path, monkeypatch)
     assert stretched.min() == 0 and stretched.max() == 255
     assert experiments.contrast("histeq")(dim).std() > dim.std() * 2
     assert experiments.contrast(None) is None
+    face = rng.integers(40, 220, (48, 48), dtype=np.uint8)
+    edges = experiments.sharpness(face)
+    assert experiments.sharpness(experiments.contrast("sharpen")(face)) > edges
+    assert experiments.sharpness(experiments.contrast("soften")(face)) < edges
 
     # A row measured again keeps its place in the table.
     record = tmp_path / "experiments.json"
