@@ -330,6 +330,11 @@ def test_malformed_json_gets_a_4xx_on_every_json_route(box, http, method, path, 
         (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(14, 128)), 400),
         (b"GET /healthz HTTP/1.1\nHost: 127.0.0.1\n\n", 400),
         (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\n\n", 400),
+        # methods are case-sensitive (RFC 9110 9.1): "get" is not GET, and Flask would upper-case it behind our back
+        (b"get /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 501),
+        # absolute form: the target's authority is the host (RFC 9112 3.2.2), whatever the Host header says
+        (b"GET http://evil.example/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 421),
+        (b"GET http://evil.example:80@127.0.0.1/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400),
     ],
 )
 def test_malformed_http_gets_a_4xx_and_a_close(box, raw, status):
@@ -341,10 +346,30 @@ def test_malformed_http_gets_a_4xx_and_a_close(box, raw, status):
     assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
 
 
-def request(port: int, method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+def test_an_absolute_form_target_with_the_box_own_authority_is_answered(box):
+    status, answer = request(box.port, "GET", f"http://127.0.0.1:{box.port}/healthz", {"Host": "evil.example"})
+    assert status == 200, answer[:300]
+
+
+@pytest.mark.parametrize("method", ["patch", "Post"])
+def test_a_change_in_lower_case_from_a_foreign_origin_is_refused(box, method):
+    """The Origin check must not be passed by spelling the method another way. (Browsers send a method other than
+    GET, POST and a few more as written: fetch(url, {method: "patch"}).) The request carries the page's CSRF token,
+    so that the Origin check alone stands between it and the change."""
+    http = box.login()
+    cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
+    body = b'{"enabled": false}'
+    head = {"Host": f"127.0.0.1:{box.port}", "Origin": "http://evil.example", "Cookie": cookie}
+    head["X-CSRF-Token"] = http.headers["X-CSRF-Token"]
+    head |= {"Content-Type": "application/json", "Content-Length": str(len(body))}
+    status, answer = request(box.port, method, "/api/autoplay", head, body)
+    assert status in (403, 501), answer[:300]
+
+
+def request(port: int, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, bytes]:
     with connect(port, 11) as s:
         head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        s.sendall(f"{method} {path} HTTP/1.1\r\n{head}Connection: close\r\n\r\n".encode())
+        s.sendall(f"{method} {path} HTTP/1.1\r\n{head}Connection: close\r\n\r\n".encode() + body)
         answer = b""
         while chunk := s.recv(65536):
             answer += chunk

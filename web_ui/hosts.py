@@ -78,7 +78,7 @@ class OwnNames:
                 f"not {host[:80]!r}: open http://moodbox.local:{environ.get('SERVER_PORT', '8080')}/"
             )
         origin = environ.get("HTTP_ORIGIN")
-        changes = environ.get("REQUEST_METHOD") in CHANGES
+        changes = str(environ.get("REQUEST_METHOD", "")).upper() in CHANGES  # Werkzeug routes "post" as POST
         if changes and origin is not None and not self._same_origin(origin, parsed[0], parsed[1] or 80, local_addr):
             return 403, f"a change from another site ({origin[:80]!r}) is refused: use the Moodbox page itself"
         return None

@@ -36,7 +36,8 @@ from urllib.parse import unquote_to_bytes, urlsplit
 log = logging.getLogger(__name__)
 TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 REASONS = {400: "Bad Request", 408: "Request Timeout", 411: "Length Required", 413: "Content Too Large"}
-REASONS |= {431: "Request Header Fields Too Large", 500: "Internal Server Error", 505: "HTTP Version Not Supported"}
+REASONS |= {431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented"}
+REASONS |= {505: "HTTP Version Not Supported"}
 FDS_KEPT_BACK = 96  # for the camera, the model, SQLite, logs and the Spotify and YouTube clients
 ACCEPT_BATCH = 128  # sockets accepted per wake-up (and the listen backlog)
 
@@ -314,10 +315,11 @@ class PageServer:
 
     # -- WSGI --------------------------------------------------------------------------------------------------
     def _environ(self, request: Request, body: bytes, writer: asyncio.StreamWriter) -> dict[str, Any]:
-        target = request.target
+        target, authority = request.target, ""
         if target.startswith(("http://", "https://")):  # absolute form (RFC 9112 3.2.2)
             parts = urlsplit(target)
             target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+            authority = absolute_authority(request.target)
         path, _, query = target.partition("?")
         local = writer.get_extra_info("sockname") or ("", self.port)
         peer = writer.get_extra_info("peername") or ("", 0)
@@ -351,6 +353,8 @@ class PageServer:
             key = "HTTP_" + key
             before = environ.get(key)
             environ[key] = value if before is None else before + ("; " if key == "HTTP_COOKIE" else ",") + value
+        if authority:  # the target's host is the request's host, whatever the Host header says (RFC 9112 3.2.2)
+            environ["HTTP_HOST"] = authority
         return environ
 
     def _call(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], Any]:
@@ -407,11 +411,15 @@ def parse_head(head: bytes) -> Request:
         raise BadRequest(400, "the request line must be METHOD TARGET HTTP/1.1") from None
     if not TOKEN.match(method):
         raise BadRequest(400, "the request method is not a token")
+    if method != method.upper():  # methods are case-sensitive (RFC 9110 9.1); Werkzeug would upper-case "post"
+        raise BadRequest(501, f"no method {method.decode()!r} here: methods are upper case, such as GET and POST")
     if version not in (b"HTTP/1.1", b"HTTP/1.0"):
         raise BadRequest(505 if version.startswith(b"HTTP/") else 400, "only HTTP/1.1 and HTTP/1.0 are spoken here")
     well_formed = target.startswith((b"/", b"http://", b"https://")) or target == b"*"
     if not well_formed or any(b <= 32 or b == 127 for b in target):
         raise BadRequest(400, "the request target must be a path such as /healthz")
+    if target.startswith(b"http") and not absolute_authority(target.decode("ascii")):
+        raise BadRequest(400, "an absolute request target needs a host and no user name, as in http://moodbox.local/")
     if len(lines) > 101:
         raise BadRequest(431, "more than 100 header lines")
     headers = []
@@ -424,6 +432,13 @@ def parse_head(head: bytes) -> Request:
             raise BadRequest(400, f"a control character in header {name.decode()}")
         headers.append((name.decode("ascii").lower(), value.decode("latin-1")))
     return Request(method.decode("ascii"), target.decode("ascii"), version.decode("ascii"), headers)
+
+
+def absolute_authority(target: str) -> str:
+    """The host[:port] of an absolute-form target (http://host:port/path), or "" when it has none or has a
+    user name, which an http URI must not carry (RFC 9110 4.2.4)."""
+    netloc = urlsplit(target).netloc
+    return "" if "@" in netloc else netloc
 
 
 def body_length(request: Request, max_body: int) -> int:
