@@ -36,13 +36,28 @@ def _faces(reading: Reading) -> list[dict[str, Any]]:
     ]
 
 
+def unreadable(path: Path) -> str:
+    """Why OpenCV could not read `path` as an image, and what to do instead."""
+    if path.is_dir():
+        return f"{path} is a folder: give its image files, or `moodbox replay {path}` for the folder as a sequence"
+    if not path.exists():
+        return f"{path} does not exist"
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        return f"{path} cannot be opened ({exc.strerror}); check its permissions"
+    return f"{path} is not an image OpenCV can read (JPEG, PNG, WebP, BMP or TIFF), or it is damaged"
+
+
 def classify(config: Config, images: list[Path]) -> list[dict[str, Any]]:
     pipeline = _pipeline(config)
     out = []
     for path in images:
-        grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        # only files go to OpenCV, which would print a warning of its own for a missing one
+        grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
         if grey is None:
-            out.append({"image": str(path), "error": f"{path} is missing or not an image OpenCV can read"})
+            out.append({"image": str(path), "error": unreadable(path)})
             continue
         reading, _ = pipeline.process(Frame(grey, 0.0, 0))
         out.append({"image": str(path), "faces": _faces(reading)})

@@ -36,10 +36,17 @@ def test_classify_finds_one_happy_face_and_none_in_the_cartoon(tmp_path, media):
 def test_classify_reports_an_unreadable_image(tmp_path, media):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")
-    r = moodbox(tmp_path, "classify", str(bad), str(media / "justin.jpg"), "--json")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes((media / "justin.jpg").read_bytes()[:100])
+    paths = [bad, truncated, tmp_path / "missing.jpg", tmp_path, media / "justin.jpg"]
+    r = moodbox(tmp_path, "classify", *map(str, paths), "--json")
     assert r.returncode == 1
     out = json.loads(r.stdout)
-    assert "not an image OpenCV can read" in out[0]["error"] and len(out[1]["faces"]) == 1
+    assert "not an image OpenCV can read" in out[0]["error"] and "damaged" in out[1]["error"]
+    assert out[2]["error"].endswith("missing.jpg does not exist")
+    assert "is a folder" in out[3]["error"] and "moodbox replay" in out[3]["error"]
+    assert len(out[4]["faces"]) == 1
+    assert "imread" not in r.stderr  # no OpenCV warning on top of the message
 
 
 def test_replay_of_the_smile_video_settles_on_happy(tmp_path, media):
