@@ -335,15 +335,21 @@ def test_malformed_json_gets_a_4xx_on_every_json_route(box, http, method, path, 
         # absolute form: the target's authority is the host (RFC 9112 3.2.2), whatever the Host header says
         (b"GET http://evil.example/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 421),
         (b"GET http://evil.example:80@127.0.0.1/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400),
+        (b"GET http://[::1/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400),
+        # bytes over 127 in the target: an answer, not a dropped connection and a traceback in the log
+        (b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400),
+        (b"GET http://caf\xc3\xa9/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400),
     ],
 )
 def test_malformed_http_gets_a_4xx_and_a_close(box, raw, status):
+    logged = len(box.log())
     with connect(box.port, 9) as s:
         s.sendall(raw)
         answer = b""
         while chunk := s.recv(65536):
             answer += chunk
     assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
+    assert "Traceback" not in box.log()[logged:]
 
 
 def test_an_absolute_form_target_with_the_box_own_authority_is_answered(box):

@@ -416,8 +416,8 @@ def parse_head(head: bytes) -> Request:
     if version not in (b"HTTP/1.1", b"HTTP/1.0"):
         raise BadRequest(505 if version.startswith(b"HTTP/") else 400, "only HTTP/1.1 and HTTP/1.0 are spoken here")
     well_formed = target.startswith((b"/", b"http://", b"https://")) or target == b"*"
-    if not well_formed or any(b <= 32 or b == 127 for b in target):
-        raise BadRequest(400, "the request target must be a path such as /healthz")
+    if not well_formed or any(b <= 32 or b >= 127 for b in target):
+        raise BadRequest(400, "the request target must be a path such as /healthz, in ASCII (%-encode the rest)")
     if target.startswith(b"http") and not absolute_authority(target.decode("ascii")):
         raise BadRequest(400, "an absolute request target needs a host and no user name, as in http://moodbox.local/")
     if len(lines) > 101:
@@ -437,7 +437,10 @@ def parse_head(head: bytes) -> Request:
 def absolute_authority(target: str) -> str:
     """The host[:port] of an absolute-form target (http://host:port/path), or "" when it has none or has a
     user name, which an http URI must not carry (RFC 9110 4.2.4)."""
-    netloc = urlsplit(target).netloc
+    try:
+        netloc = urlsplit(target).netloc
+    except ValueError:  # a bracket left open: http://[::1/
+        return ""
     return "" if "@" in netloc else netloc
 
 
