@@ -90,7 +90,10 @@ def replay(config: Config, source: str, pace: str = "fast") -> dict[str, Any]:
     finally:
         camera.close()
     if frames == 0:
-        raise CameraError(f"{source} gave no frames")
+        raise CameraError(
+            f"{source} gave no frames: OpenCV opened it but decoded no picture (an empty or damaged file?); "
+            "`moodbox classify` reads a single photo"
+        )
     return {
         "source": source,
         "frames": frames,

@@ -70,6 +70,10 @@ def test_replay_demo_shows_at_least_three_moods(tmp_path):
 def test_replay_of_a_missing_video_is_a_clear_error(tmp_path):
     r = moodbox(tmp_path, "replay", str(tmp_path / "missing.mp4"))
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a picture")
+    r = moodbox(tmp_path, "replay", str(bad))
+    assert r.returncode == 2 and "gave no frames" in r.stderr and "damaged" in r.stderr, r.stderr
 
 
 def test_python_dash_m_and_the_entry_point_agree(tmp_path, media):
