@@ -319,7 +319,7 @@ class PageServer:
         if target.startswith(("http://", "https://")):  # absolute form (RFC 9112 3.2.2)
             parts = urlsplit(target)
             target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-            authority = absolute_authority(request.target)
+            authority = parts.netloc  # parse_head refused one without a host, with a user name or unparseable
         path, _, query = target.partition("?")
         local = writer.get_extra_info("sockname") or ("", self.port)
         peer = writer.get_extra_info("peername") or ("", 0)
