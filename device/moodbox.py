@@ -46,7 +46,7 @@ class Moodbox:
     def __init__(self, config: Config, port: int | None = None) -> None:
         self.config = config
         self.port = port or config.web.port
-        self.started = time.time()
+        self.started = time.monotonic()  # not the wall clock: a Pi sets it from NTP after boot, a jump of days
         self._pruned_at = 0.0
         self.state_dir = config.state.path
         prepare_folder(self.state_dir)  # StorageError (exit 78) when Moodbox cannot write there at all
@@ -174,7 +174,7 @@ class Moodbox:
             "frames_dropped": self.pipeline.dropped,
             "model": {"version": self.classifier.version, "interim": self.classifier.interim},
             "version": __version__,
-            "uptime_s": round(time.time() - self.started, 1),
+            "uptime_s": round(time.monotonic() - self.started, 1),
         }
 
     def publish_status(self) -> None:
@@ -200,7 +200,7 @@ class Moodbox:
                 "latency_ms": self.pipeline.latency_ms(),
                 "detector": self.detector.name,
                 "runtime": runtime_name(),
-                "uptime_s": round(time.time() - self.started),
+                "uptime_s": round(time.monotonic() - self.started),
             },
         )
 

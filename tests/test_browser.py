@@ -8,6 +8,7 @@ pairing code) has a daemon of its own. Screenshots go to artifacts/screenshots.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import time
 
@@ -276,6 +277,9 @@ def test_other_pages_render(page):
     page.goto("/system")
     expect(page.locator("#sys-model")).not_to_have_text("…")
     expect(page.locator("#sys-fps")).not_to_have_text("…")
+    # How long the daemon has been up, in a unit that suits it ("40 s", "12 min", "5.5 h", "3.2 days"), counted on
+    # the monotonic clock: a Pi sets its wall clock from NTP after boot.
+    expect(page.locator("#sys-uptime")).to_have_text(re.compile(r"^\d+(\.\d)? (s|min|h|days)$"))
     # The model's measured accuracy on FER2013 and on real photos, from its metadata; each player fact once.
     meta = json.loads((REPO / "models" / "emotion_vgg16_int8.json").read_text())["accuracy"]
     expect(page.locator("#sys-accuracy")).to_have_text(

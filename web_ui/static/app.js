@@ -45,12 +45,10 @@
   }
 
   const pct = (x) => Math.round((x || 0) * 100) + "%";
-  const ago = (t) => {
-    const s = Math.max(0, Date.now() / 1000 - t);
-    if (s < 90) return Math.round(s) + " s ago";
-    if (s < 5400) return Math.round(s / 60) + " min ago";
-    return Math.round(s / 3600) + " h ago";
-  };
+  // A length of time: "45 s", "12 min", "5.5 h", "3.2 days"
+  const span = (sec) => sec < 90 ? Math.round(sec) + " s" : sec < 5400 ? Math.round(sec / 60) + " min" :
+    sec < 172800 ? +(sec / 3600).toFixed(1) + " h" : +(sec / 86400).toFixed(1) + " days";
+  const ago = (t) => span(Math.max(0, Date.now() / 1000 - t)) + " ago";
   const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 
   // ---- live state ---------------------------------------------------------------------------------------
@@ -262,8 +260,6 @@
   }
 
   // ---- History ------------------------------------------------------------------------------------------
-  const span = (sec) => sec < 90 ? Math.round(sec) + " s" : sec < 5400 ? Math.round(sec / 60) + " min" :
-    sec < 172800 ? +(sec / 3600).toFixed(1) + " h" : +(sec / 86400).toFixed(1) + " days";
   function drawHistory(h) {
     const canvas = $("#chart");
     const ctx = canvas.getContext("2d");
@@ -737,7 +733,7 @@
       const player = s.player || {};
       $("#sys-player").textContent = [player.player || "?", player.state !== player.player ? player.state : "", player.speaker]
         .filter(Boolean).join(" · ");
-      $("#sys-uptime").textContent = pl.uptime_s ? Math.round(pl.uptime_s / 60) + " min" : "…";
+      $("#sys-uptime").textContent = pl.uptime_s ? span(pl.uptime_s) : "…";
       const mq = s.mqtt || { state: "off" };  // Home Assistant link: state, broker, the last problem
       $("#sys-mqtt").textContent = mq.state + (mq.broker ? " · " + mq.broker : "") + (mq.error && mq.state !== "connected" ? " · " + mq.error : "");
       const errs = $("#sys-errors");
