@@ -1,6 +1,7 @@
 """Measure one generalisation idea on FER2013 and on real photos, and record it for the model card.
 
-    python -m models.experiments NAME --checkpoint CKPT [--logit-adjust TAU] [--mirror] [--contrast KIND] --what "..."
+    python -m models.experiments NAME --checkpoint CKPT [--logit-adjust TAU] [--mirror] [--contrast KIND]
+        [--class-bias fear=1.0] --what "..."
 
 Scores the float checkpoint (with the post-hoc options given) on FER2013 PublicTest and PrivateTest and on
 every realval photo through the device's own detector and crop (`models.realval`), and writes the row into
@@ -67,16 +68,41 @@ def contrast(kind: str | None):
     return {"stretch": _stretch, "standardise": _standardise, "sharpen": _sharpen, "soften": _soften}[kind]
 
 
+def class_bias(text: str) -> dict[str, float]:
+    """'fear=1.0,angry=0.5' -> {'fear': 1.0, 'angry': 0.5}: logits added to those classes (argparse type)."""
+    from models.fer import CLASS_NAMES
+
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        if name.strip() not in CLASS_NAMES:
+            raise argparse.ArgumentTypeError(f"{name.strip()!r} is not a class; choose from {', '.join(CLASS_NAMES)}")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r}: write CLASS=NUMBER, e.g. fear=1.0") from None
+    return out
+
+
 def measure(
-    checkpoint: Path, tau: float, mirror: bool, model: Path, margin: float | None = None, normalise: str | None = None
+    checkpoint: Path,
+    tau: float,
+    mirror: bool,
+    model: Path,
+    margin: float | None = None,
+    normalise: str | None = None,
+    bias: dict[str, float] | None = None,
 ) -> dict:
     import torch
 
     from models.evaluate import float_net, scores
-    from models.fer import load_split, logit_adjustment
+    from models.fer import CLASS_NAMES, load_split, logit_adjustment
     from models.realval import run_photos, score
 
-    net = float_net(checkpoint, logit_adjustment(tau) if tau else None)
+    shift = logit_adjustment(tau) if tau else np.zeros(len(CLASS_NAMES), np.float32)
+    for name, value in (bias or {}).items():  # on top of the logit adjustment, for one class at a time
+        shift[CLASS_NAMES.index(name)] += value
+    net = float_net(checkpoint, shift if shift.any() else None)
     per_face = contrast(normalise)
 
     def probs(images: np.ndarray) -> np.ndarray:
@@ -101,7 +127,7 @@ def measure(
     out["sharpness"]["realval"] = round(float(np.median([sharpness(f) for f in crops])), 3)
     it = iter(probs(crops))
     r = score(photos, [next(it) if ph.crop is not None else None for ph in photos])
-    out["realval"] = {k: r[k] for k in ("accuracy_all", "macro_f1", "recall", "detection_misses")}
+    out["realval"] = {k: r[k] for k in ("accuracy_all", "macro_f1", "recall", "detection_misses", "confusion")}
     return out
 
 
@@ -122,6 +148,12 @@ def main(argv: list[str] | None = None) -> dict:
         choices=("histeq", "clahe", "stretch", "standardise", "sharpen", "soften"),
         help="normalise each face's contrast, or sharpen or soften it, first (FER2013 and realval alike)",
     )
+    p.add_argument(
+        "--class-bias",
+        type=class_bias,
+        default={},
+        help="logits added to classes after the logit adjustment, e.g. fear=1.0 (a decision shift, no training)",
+    )
     p.add_argument("--what", required=True, help="one line: what this row tries")
     p.add_argument("--model", type=Path, default=HERE / "emotion_vgg16_int8.tflite", help="for the realval crops")
     args = p.parse_args(argv)
@@ -132,7 +164,10 @@ def main(argv: list[str] | None = None) -> dict:
         "mirror": args.mirror,
         "margin": args.margin,
         "contrast": args.contrast,
-        **measure(args.checkpoint, args.logit_adjust, args.mirror, args.model, args.margin, args.contrast),
+        "class_bias": args.class_bias,
+        **measure(
+            args.checkpoint, args.logit_adjust, args.mirror, args.model, args.margin, args.contrast, args.class_bias
+        ),
     }
     rows = load()
     names = [r["name"] for r in rows]

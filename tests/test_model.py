@@ -225,6 +225,40 @@ def test_the_contrast_experiments_normalise_what_they_say(tmp_path, monkeypatch)
     assert [(r["name"], r["v"]) for r in json.loads(record.read_text())] == [("a", 2), ("b", 1)]
 
 
+def test_a_class_bias_experiment_shifts_that_class_logit_only(monkeypatch, capsys):
+    from pathlib import Path
+
+    from models import evaluate, experiments
+    from models.fer import CLASS_NAMES, logit_adjustment
+
+    assert experiments.class_bias("fear=1.0, angry=-0.5") == {"fear": 1.0, "angry": -0.5}
+    with pytest.raises(SystemExit):
+        experiments.main(["x", "--checkpoint", "x.pt", "--what", "w", "--class-bias", "scared=1"])
+    assert "'scared' is not a class" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        experiments.main(["x", "--checkpoint", "x.pt", "--what", "w", "--class-bias", "fear=lots"])
+    assert "write CLASS=NUMBER" in capsys.readouterr().err
+
+    # The shift reaches the network's last bias: the logit adjustment plus the class's own bias, nothing else.
+    shifts: list = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_net(checkpoint, shift):
+        shifts.append(shift)
+        raise Stop
+
+    monkeypatch.setattr(evaluate, "float_net", fake_net)
+    for bias in ({"fear": 1.5}, {}):
+        with pytest.raises(Stop):
+            experiments.measure(Path("x.pt"), 0.5, False, Path("m.tflite"), bias=bias)
+    expected = logit_adjustment(0.5)
+    expected[CLASS_NAMES.index("fear")] += 1.5
+    np.testing.assert_allclose(shifts[0], expected)
+    np.testing.assert_allclose(shifts[1], logit_adjustment(0.5))
+
+
 def test_a_check_in_records_the_run_and_ships_only_what_is_better_on_both(tmp_path, monkeypatch):
     import json
 
