@@ -7,6 +7,8 @@ When the room's mood settles, the matching music starts on the speaker, unless:
 - a "not my mood" override holds another mood for a while.
 A change that could not be played (Spotify down, speaker off, rate limit) waits and is tried again, as long as
 the room's mood still holds.
+If the household asks for it (`pause_when_empty_minutes`), Moodbox pauses its own music once the room has been empty
+that long, and starts the mood's music again, without a cooldown, when someone is back.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class AutoPlay:
         self.waiting = ""  # why nothing happens now, for the page
         self.next_at: float | None = None  # when the waiting ends (cooldown, hands off, a retry), for the page
         self._asked = False  # the household asked from the page: the next play skips cooldown and hands off
+        self.paused_at: float | None = None  # when Moodbox paused its music in an empty room
+        self._shown: dict[str, Any] | None = None  # what the page shows as playing
         self._wake = threading.Condition()
         self._stop = False
         self._dirty = False  # set under _wake by anything that calls for a decision; never lost between waits
@@ -78,6 +82,7 @@ class AutoPlay:
         """
         with self._wake:
             self.played_mood, self.played_at, self.playing, self.retry_at = None, None, None, 0.0
+            self.paused_at, self._shown = None, None
             self.view.set_playing(None)
             self._dirty = True
             self._wake.notify()
@@ -102,6 +107,8 @@ class AutoPlay:
         s, now = self._settings(), self._clock()
         target = self.target()
         if target is None:
+            if self.mood == NOBODY and s.pause_when_empty_minutes > 0 and self.playing is not None:
+                return self._pause_when_empty(s, now)
             return self._wait("nobody here" if self.mood == NOBODY else "", 60)
         if s.privacy_mode and self.override is None:  # the last mood seen is no reading of the room now
             return self._wait("privacy mode: the camera is off", 60)
@@ -114,7 +121,8 @@ class AutoPlay:
         if now < self.retry_at:
             return self._wait(self.waiting, self.retry_at - now, self.retry_at)
         overridden = self.override is not None or self._asked
-        if not overridden and self.played_at is not None and now - self.played_at < s.cooldown_minutes * 60:
+        back = self.paused_at is not None  # the room was empty, so this is no mood swing to slow down
+        if not (overridden or back) and self.played_at is not None and now - self.played_at < s.cooldown_minutes * 60:
             left = self.played_at + s.cooldown_minutes * 60 - now
             return self._wait(f"cooldown: next change in {left / 60:.0f} min", left, now + left)
         if not overridden and now < self.hands_off_until:
@@ -141,11 +149,43 @@ class AutoPlay:
             log.warning("could not play %s: %s (next try in %.0f s)", target, exc, self.retry_at - now)
             return self._wait(str(exc), self.retry_at - now, self.retry_at)
         self.playing, self.played_mood, self.played_at, self.plays = playing, target, now, self.plays + 1
-        self.retry_at, self._asked = 0.0, False
-        self.view.set_playing(
-            {**asdict(playing), "source": {**asdict(playing.source), "description": playing.source.describe()}}
-        )
+        self.retry_at, self._asked, self.paused_at = 0.0, False, None
+        source = {**asdict(playing.source), "description": playing.source.describe()}
+        self._shown = {**asdict(playing), "source": source}
+        self.view.set_playing(self._shown)
         return self._wait("", 60)
+
+    def _pause_when_empty(self, s: Settings, now: float) -> float:
+        """The room is empty and Moodbox's music plays: pause it once the household's limit has passed."""
+        if s.privacy_mode:  # the camera is off: an empty room cannot be told from a full one
+            return self._wait("privacy mode: the camera is off", 60)
+        if not s.autoplay:  # the household paused auto-play: Moodbox neither starts nor stops anything
+            return self._wait("nobody here", 60)
+        empty_for, limit = now - (self.mood_at or now), s.pause_when_empty_minutes * 60
+        if empty_for < limit:
+            return self._wait("nobody here", limit - empty_for)
+        if now < self.retry_at:  # Spotify asked for a pause in calls (a rate limit, trouble)
+            return self._wait(self.waiting, self.retry_at - now)
+        try:
+            paused = self.player.pause()
+        except PlayerError as exc:
+            self.view.add_error(self.player.name, str(exc))
+            delay = exc.retry_after if exc.retry_after is not None else 300.0
+            self.retry_at = now + delay * random.uniform(1.0, 1.1)
+            log.warning("could not pause the music in the empty room: %s (next try in %.0f s)", exc, delay)
+            return self._wait(str(exc), self.retry_at - now)
+        self.retry_at = 0.0
+        # Either way Moodbox's music no longer plays, and the room's next mood starts music again.
+        self.playing, self.played_mood = None, None
+        if paused:
+            log.info("nobody here for %.0f min: paused the music", empty_for / 60)
+            self.paused_at = now
+            self._shown = {**self._shown, "paused": True} if self._shown else None
+        else:  # paused already, or someone else's music: nothing of Moodbox's to show as playing
+            log.info("nobody here, and the speaker plays nothing of Moodbox's: nothing to pause")
+            self._shown = None
+        self.view.set_playing(self._shown)
+        return self._wait("nobody here", 60)
 
     def _wait(self, why: str, seconds: float, until: float | None = None) -> float:
         self.waiting, self.next_at = why, until
@@ -162,9 +202,19 @@ class AutoPlay:
                 "hands_off_until": self.hands_off_until or None,
                 "retry_at": self.retry_at or None,
                 "next": self._next(),
+                "pause_at": self._pause_at(),
             },
         )
         self.view.set("player", self.player.status())
+
+    def _pause_at(self) -> float | None:
+        """When Moodbox will pause its music in the empty room, for the page; None when it will not."""
+        s = self._settings()
+        if self.mood != NOBODY or self.playing is None or self.mood_at is None or self.target() is not None:
+            return None
+        if s.pause_when_empty_minutes <= 0 or s.privacy_mode or not s.autoplay:
+            return None
+        return self.mood_at + s.pause_when_empty_minutes * 60
 
     def _next(self) -> dict[str, Any] | None:
         """What Moodbox will play next and when (None: as soon as nothing holds it back), or None when the music

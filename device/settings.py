@@ -105,6 +105,9 @@ class Settings(_Strict):
     dwell_seconds: Annotated[float, Field(ge=0, le=120)] = 1.0
     cooldown_minutes: Annotated[float, Field(ge=0, le=240)] = 3.0
     hands_off_minutes: Annotated[float, Field(ge=0, le=720)] = 30.0
+    # Pause Moodbox's music once the room has been empty this long; 0 = never (someone reading with their back to
+    # the camera is "nobody" to it, so this is the household's choice).
+    pause_when_empty_minutes: Annotated[float, Field(ge=0, le=720)] = 0.0
     override_minutes: Annotated[float, Field(ge=1, le=720)] = 30.0
     quiet_hours: QuietHours = QuietHours()
     camera_source: Literal["auto", "picamera2", "v4l2", "replay", "demo"] = "auto"

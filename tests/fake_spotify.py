@@ -411,8 +411,13 @@ class FakeSpotify:
                     return self._send(204)
                 if method == "PUT" and path == "/me/player/pause":
                     with fake.lock:
-                        if fake.playback:
-                            fake.playback["is_playing"] = False
+                        if not fake.playback:
+                            return self._api_error(
+                                404, "Player command failed: No active device found", "NO_ACTIVE_DEVICE"
+                            )
+                        if not fake.playback["is_playing"]:  # Spotify refuses to pause what is paused
+                            return self._api_error(403, "Player command failed: Restriction violated", "UNKNOWN")
+                        fake.playback["is_playing"] = False
                     return self._send(204)
                 if method == "GET" and path == "/search":
                     limit = int(one.get("limit", 20))

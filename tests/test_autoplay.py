@@ -225,3 +225,99 @@ def test_privacy_mode_holds_the_music_until_the_camera_reads_the_room_again(rig)
     holder["s"] = holder["s"].model_copy(update={"privacy_mode": False})
     auto.step()
     assert plays(fake) == 3 and auto.played_mood == "sad"
+
+
+def pauses(fake: FakeSpotify) -> list:
+    return fake.calls("PUT", "/v1/me/player/pause")
+
+
+def test_an_empty_room_pauses_moodbox_music_and_the_next_mood_starts_it_again(rig):
+    """The household's limit counts from "nobody"; when someone is back their mood plays at once, no cooldown."""
+    fake, auto, holder, clock, view = rig
+    holder["s"] = holder["s"].model_copy(update={"pause_when_empty_minutes": 10, "cooldown_minutes": 30})
+    mood(auto, clock, "happy")
+    auto.step()
+    mood(auto, clock, "nobody")
+    assert auto.step() == pytest.approx(600) and auto.waiting == "nobody here"
+    clock.advance(599)
+    auto.step()
+    assert pauses(fake) == [] and fake.playback["is_playing"]
+    clock.advance(2)
+    auto.step()
+    assert len(pauses(fake)) == 1 and pauses(fake)[0].query["device_id"] == ["dev-living"]
+    assert not fake.playback["is_playing"] and auto.paused_at == clock()
+    shown = view.snapshot()["playing"]
+    assert shown["paused"] is True and shown["mood"] == "happy"  # the page says what was paused
+    assert auto.player.status()["state"] == "paused"
+    clock.advance(3600)
+    auto.step()
+    assert len(pauses(fake)) == 1  # paused once, not again every minute
+    clock.advance(60)
+    mood(auto, clock, "sad")  # back, well inside the 30-minute cooldown of the last change
+    auto.step()
+    assert plays(fake) == 2 and auto.played_mood == "sad" and fake.playback["is_playing"]
+    assert "paused" not in view.snapshot()["playing"] and auto.paused_at is None
+
+
+def test_an_empty_room_leaves_someone_elses_music_and_a_paused_speaker_alone(rig):
+    fake, auto, holder, clock, view = rig
+    holder["s"] = holder["s"].model_copy(update={"pause_when_empty_minutes": 5})
+    mood(auto, clock, "happy")
+    auto.step()
+    fake.user_plays("spotify:track:picked-on-a-phone")
+    mood(auto, clock, "nobody")
+    clock.advance(6 * 60)
+    auto.step()
+    assert pauses(fake) == [] and fake.playback["is_playing"]  # theirs to stop
+    assert view.snapshot()["playing"] is None and auto.paused_at is None
+    clock.advance(60)
+    auto.step()
+    assert len(fake.calls("GET", "/v1/me/player")) == 1  # no more asking while the room stays empty
+
+    # Someone paused Moodbox's music from their phone: nothing to pause, and no 403 from Spotify.
+    mood(auto, clock, "sad")
+    auto.step()
+    assert plays(fake) == 1 and auto.waiting.startswith("hands off")  # their music still holds Moodbox back
+    clock.advance(31 * 60)
+    auto.step()
+    assert plays(fake) == 2
+    fake.playback["is_playing"] = False
+    mood(auto, clock, "nobody")
+    clock.advance(6 * 60)
+    auto.step()
+    assert pauses(fake) == [] and auto.view.snapshot()["errors"] == []
+
+
+def test_an_empty_room_pauses_nothing_unless_asked_or_while_the_camera_is_off(rig):
+    fake, auto, holder, clock, _ = rig
+    mood(auto, clock, "happy")
+    auto.step()
+    mood(auto, clock, "nobody")
+    clock.advance(12 * 3600)
+    auto.step()
+    assert pauses(fake) == []  # off by default
+    for update in ({"privacy_mode": True}, {"autoplay": False}):
+        holder["s"] = Settings(speaker="Living Room", pause_when_empty_minutes=1, **update)
+        auto.step()
+        assert pauses(fake) == [] and auto.playing is not None, update
+    holder["s"] = Settings(speaker="Living Room", pause_when_empty_minutes=1)
+    auto.step()
+    assert len(pauses(fake)) == 1
+
+
+def test_a_pause_spotify_refuses_is_tried_again_and_shown(rig):
+    fake, auto, holder, clock, view = rig
+    holder["s"] = holder["s"].model_copy(update={"pause_when_empty_minutes": 1})
+    mood(auto, clock, "happy")
+    auto.step()
+    mood(auto, clock, "nobody")
+    clock.advance(120)
+    fake.fail("PUT", "/v1/me/player/pause", 503, times=3)  # spotipy's own retries see it too
+    wait = auto.step()
+    assert 20 <= wait <= 45 and fake.playback["is_playing"] and "trouble" in auto.waiting
+    assert view.snapshot()["errors"][-1]["message"].startswith("Spotify is having trouble")
+    auto.step()
+    assert len(pauses(fake)) == 3  # not again before the retry time
+    clock.advance(wait + 1)
+    auto.step()
+    assert not fake.playback["is_playing"] and view.snapshot()["playing"]["paused"]

@@ -280,6 +280,17 @@ def test_discovery_is_retained_and_matches_home_assistants_schema(box, broker, l
         assert m.payload.decode() in allowed, (key, m.payload)
 
 
+def test_the_now_playing_sensor_says_what_plays_and_when_the_empty_room_paused_it():
+    from device.homeassistant._bridge import now_playing
+
+    source = {"description": 'Spotify search "feel good pop"'}
+    playing = {"source": source, "track": "Sun", "artist": "Band", "preview": False}
+    assert now_playing(playing) == "Band - Sun"
+    assert now_playing({**playing, "preview": True}) == 'would play Spotify search "feel good pop"'
+    assert now_playing({**playing, "paused": True}) == "paused"
+    assert now_playing(None) == "nothing"
+
+
 def test_a_mood_change_arrives_on_the_state_topic_and_nothing_is_sent_per_frame(box, listener):
     m = until(
         lambda: next((m for m in listener.messages if m.topic == f"{BASE}/mood" and m.payload != b"nobody"), None), 30

@@ -379,6 +379,38 @@ def test_a_face_that_is_not_a_person_is_ignored_from_the_settings_page(phone):
         api(phone, "PATCH", "/api/settings", {"ignored_areas": []})
 
 
+def test_the_music_pauses_in_an_empty_room_and_plays_again_when_someone_is_back(phone):
+    """Set on the Settings page; the room is emptied by ignoring the whole view (every demo face is "a poster")."""
+    phone.goto("/settings")
+    form = phone.locator("#behaviour-form")
+    field = form.locator("input[name=pause_when_empty_minutes]")
+    expect(field).to_have_value("0")  # off until the household asks for it
+    field.fill("20")
+    form.locator("button[type=submit]").click()
+    expect(phone.locator("#toast")).to_have_text("Saved")
+    assert api(phone, "GET", "/api/settings").json()["pause_when_empty_minutes"] == 20
+    try:
+        phone.goto("/")
+        expect(phone.locator("#playing")).to_contain_text("Would play", timeout=60_000)
+        everything = [{"x": 0, "y": 0, "w": 1, "h": 1}]
+        assert api(phone, "PATCH", "/api/settings", {"ignored_areas": everything}).ok
+        # "Nobody in view" after 30 s without a face; the 20 minutes count from then
+        why = phone.locator("#mood-why")
+        expect(why).to_contain_text("the music pauses in 19:", timeout=60_000)
+        assert api(phone, "PATCH", "/api/settings", {"pause_when_empty_minutes": 0.02}).ok
+        expect(phone.locator("#story")).to_have_text(
+            "Nobody in view · would have paused the music: the room was empty", timeout=15_000
+        )
+        expect(why).to_have_text("Nobody in view: the music would be paused until someone is back.")
+        expect(phone.locator("#playing")).to_contain_text("Would have paused ")
+        shot(phone, "now-paused-empty-room")
+        assert api(phone, "PATCH", "/api/settings", {"ignored_areas": []}).ok
+        expect(phone.locator("#playing")).to_contain_text("Would play", timeout=60_000)
+        expect(phone.locator("#story")).not_to_contain_text("paused")
+    finally:
+        api(phone, "PATCH", "/api/settings", {"pause_when_empty_minutes": 0, "ignored_areas": []})
+
+
 def test_spotify_is_set_up_on_the_page_and_the_cover_shows(phone, box, fake):
     api(phone, "POST", "/api/spotify/disconnect")
     assert api(phone, "PATCH", "/api/settings", {"spotify_client_id": "", "speaker": ""}).ok

@@ -35,6 +35,7 @@ SETTINGS_SCHEMA = {
         "dwell_seconds": {"type": "number", "minimum": 0, "maximum": 120},
         "cooldown_minutes": {"type": "number", "minimum": 0, "maximum": 240},
         "hands_off_minutes": {"type": "number", "minimum": 0, "maximum": 720},
+        "pause_when_empty_minutes": {"type": "number", "minimum": 0, "maximum": 720},
         "override_minutes": {"type": "number", "minimum": 1, "maximum": 720},
         "quiet_hours": {
             "type": "object",

@@ -56,6 +56,8 @@ class Box(Protocol):
 def now_playing(playing: dict[str, Any] | None) -> str:
     if not playing:
         return "nothing"
+    if playing.get("paused"):  # Moodbox paused it in an empty room
+        return "paused"
     source = (playing.get("source") or {}).get("description") or ""
     if playing.get("preview"):
         text = f"would play {source}"

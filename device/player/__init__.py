@@ -44,6 +44,11 @@ class Player(Protocol):
         """True when someone changed the music from their own phone since Moodbox last started something."""
         ...
 
+    def pause(self) -> bool:
+        """Pause the speaker if it plays what Moodbox started; False when it played nothing of Moodbox's (paused
+        already, or someone else's music, which Moodbox leaves alone). Raises PlayerError."""
+        ...
+
 
 # The implementations, after the names they use.
 from device.player._fallback import SpotifyOrPreview  # noqa: E402

@@ -26,6 +26,9 @@ class SpotifyOrPreview:
     def someone_else_is_playing(self) -> bool:
         return self._active.someone_else_is_playing()
 
+    def pause(self) -> bool:
+        return self._active.pause()
+
     def status(self) -> dict:
         status = self._active.status()
         status["auth"] = self.spotify.auth.state

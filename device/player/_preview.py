@@ -33,6 +33,10 @@ class PreviewPlayer:
     def someone_else_is_playing(self) -> bool:
         return False
 
+    def pause(self) -> bool:
+        log.info("preview: would pause the music on %s (connect Spotify to play for real)", self.speaker)
+        return True
+
     def status(self) -> dict:
         return {
             "player": "preview",

@@ -262,8 +262,23 @@ class SpotifyPlayer:
         speaker = self.find_speaker()
         self._call("next_track", device_id=speaker["id"])
 
-    def pause(self) -> None:
-        self._call("pause_playback")
+    def pause(self) -> bool:
+        """Pause the speaker when it plays a track Moodbox started (Spotify refuses to pause what is not playing)."""
+        if not self.started_uris:
+            return False
+        current = self._call("current_playback")
+        if not current or not current.get("is_playing"):
+            return False
+        if (current.get("item") or {}).get("uri") not in self.started_uris:
+            return False  # someone else's music: theirs to stop
+        try:
+            self._call("pause_playback", device_id=(current.get("device") or {}).get("id"))
+        except PlayerError as exc:
+            self.state, self.message = exc.state, str(exc)
+            raise
+        self.state, self.message = "paused", ""
+        log.info("paused the music on %s", (current.get("device") or {}).get("name", "the speaker"))
+        return True
 
     def playlists(self, query: str = "") -> list[dict[str, str]]:
         """The user's own playlists (Development Mode reads items only from owned or collaborative ones)."""

@@ -136,7 +136,11 @@
     if (cam.state !== "live") return { state: "starting", title: "Starting", why: "The camera is opening. The mood shows with its first pictures." };
     if (mood === "nobody") {
       if ((s.faces || []).length) return { state: "settling", title: "Reading…", why: "" };
-      return { state: "nobody", title: "Nobody here", why: "Nobody in view: the music carries on." };
+      const p = s.playing, ap = s.autoplay || {}, would = p && p.preview ? "would be" : "is";
+      const why = p && p.paused ? "Nobody in view: the music " + would + " paused until someone is back." :
+        ap.pause_at ? "Nobody in view: the music pauses in " + countdown(ap.pause_at) + " unless someone is back." :
+          "Nobody in view: the music carries on.";
+      return { state: "nobody", title: "Nobody here", why };
     }
     return { state: "live", title: feels(mood), why: "" };
   }
@@ -158,6 +162,7 @@
       if (next.held_by) return [head, verb + what + " when it can: " + next.held_by];
       return [head, verb + what + " now"];
     }
+    if (p && p.paused) return [head, " · " + (p.preview ? "would have paused the music" : "music paused") + ": the room was empty"];
     if (p) return [head, " · " + (p.preview ? "would play " : "playing ") + musicName(p.source.description) + (p.speaker ? " on " + p.speaker : "")];
     return [head, " · nothing playing yet"];
   }
@@ -204,7 +209,8 @@
       const track = $("#track");
       track.hidden = !(p && p.track);
       track.textContent = p && p.track ? p.track + (p.artist ? " · " + p.artist : "") : "";
-      $("#playing").textContent = p ? (p.preview ? "Would play " : "") + p.source.description + " for " + feels(p.mood) +
+      $("#playing").textContent = p ? (p.paused ? (p.preview ? "Would have paused " : "Paused ") : p.preview ? "Would play " : "") +
+        p.source.description + " for " + feels(p.mood) +
         (p.speaker ? " on " + p.speaker : "") : "Nothing yet";
       $("#tracks").textContent = "";
       const ap = s.autoplay || {};
@@ -217,7 +223,7 @@
       const btn = $("#autoplay-toggle");
       btn.textContent = autoplayOn ? "Pause auto-play" : "Resume auto-play";
       const lost = room.state === "lost";
-      const canSkip = !lost && player.connected && p && !p.preview;
+      const canSkip = !lost && player.connected && p && !p.preview && !p.paused;
       btn.disabled = lost;
       $("#skip").disabled = !canSkip;
       $("#not-my-mood").disabled = lost;
@@ -365,7 +371,7 @@
   // ---- Settings -----------------------------------------------------------------------------------------
   const FIELD_NAMES = {
     sensitivity: "Sensitivity", dwell_seconds: "Mood must hold for", cooldown_minutes: "Time between automatic changes",
-    hands_off_minutes: "Hands off", "quiet_hours.start": "Quiet hours from", "quiet_hours.end": "Quiet hours to",
+    hands_off_minutes: "Hands off", pause_when_empty_minutes: "Pause when the room is empty", "quiet_hours.start": "Quiet hours from", "quiet_hours.end": "Quiet hours to",
     camera_source: "Camera", history_days: "Keep history for", spotify_client_id: "Client ID",
   };
   const problemText = (err) => err.data && err.data.problems
@@ -492,6 +498,7 @@
       form.dwell_seconds.value = settings.dwell_seconds;
       form.cooldown_minutes.value = settings.cooldown_minutes;
       form.hands_off_minutes.value = settings.hands_off_minutes;
+      form.pause_when_empty_minutes.value = settings.pause_when_empty_minutes;
       form.quiet_enabled.checked = settings.quiet_hours.enabled;
       form.quiet_start.value = settings.quiet_hours.start;
       form.quiet_end.value = settings.quiet_hours.end;
@@ -536,6 +543,7 @@
         settings = await api("PATCH", "/api/settings", {
           sensitivity: Number(form.sensitivity.value), dwell_seconds: Number(form.dwell_seconds.value),
           cooldown_minutes: Number(form.cooldown_minutes.value), hands_off_minutes: Number(form.hands_off_minutes.value),
+          pause_when_empty_minutes: Number(form.pause_when_empty_minutes.value),
           quiet_hours: { enabled: form.quiet_enabled.checked, start: form.quiet_start.value, end: form.quiet_end.value },
           camera_source: form.camera_source.value, privacy_mode: form.privacy_mode.checked,
           preview_allowed: form.preview_allowed.checked, history_days: Number(form.history_days.value),
