@@ -32,9 +32,17 @@ RETRY_DEFAULT = 30.0
 
 class AutoPlay:
     def __init__(
-        self, player: Player, view: RoomView, settings: Callable[[], Settings], clock: Callable[[], float] = time.time
+        self,
+        player: Player,
+        view: RoomView,
+        settings: Callable[[], Settings],
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        self.player, self.view, self._settings, self._clock = player, view, settings, clock
+        # Cooldown, hands off, holds and retries count on `clock`, the monotonic clock: a Pi has no real-time clock
+        # and jumps its wall clock when NTP syncs after boot, which would end a 30-minute hold early. The page and
+        # Home Assistant get wall-clock times, converted when they are published.
+        self.player, self.view, self._settings, self._clock, self._wall = player, view, settings, clock, wall
         self.mood: str = NOBODY  # the room's settled mood
         self.mood_at: float | None = None
         self.played_mood: str | None = None
@@ -58,7 +66,7 @@ class AutoPlay:
     # -- inputs --------------------------------------------------------------------------------------------------
     def on_mood(self, change: MoodChange) -> None:
         with self._wake:
-            self.mood, self.mood_at = change.mood, change.wall_time
+            self.mood, self.mood_at = change.mood, self._clock()
             self._dirty = True
             self._wake.notify()
 
@@ -193,16 +201,23 @@ class AutoPlay:
         return max(0.05, seconds)
 
     def publish(self) -> None:
+        offset = self._wall() - self._clock()
+
+        def wall(t: float | None) -> float | None:
+            return round(t + offset, 3) if t else None
+
+        override = {**self.override, "until": wall(self.override["until"])} if self.override else None
+        upcoming = self._next()
         self.view.set(
             "autoplay",
             {
                 "enabled": self._settings().autoplay,
                 "waiting": self.waiting,
-                "override": self.override,
-                "hands_off_until": self.hands_off_until or None,
-                "retry_at": self.retry_at or None,
-                "next": self._next(),
-                "pause_at": self._pause_at(),
+                "override": override,
+                "hands_off_until": wall(self.hands_off_until),
+                "retry_at": wall(self.retry_at),
+                "next": {**upcoming, "at": wall(upcoming["at"])} if upcoming else None,
+                "pause_at": wall(self._pause_at()),
             },
         )
         self.view.set("player", self.player.status())

@@ -321,3 +321,33 @@ def test_a_pause_spotify_refuses_is_tried_again_and_shown(rig):
     clock.advance(wait + 1)
     auto.step()
     assert not fake.playback["is_playing"] and view.snapshot()["playing"]["paused"]
+
+
+def test_a_wall_clock_jump_after_boot_ends_no_hold_and_the_page_gets_wall_times(tmp_path):
+    """A Pi has no real-time clock: NTP moves its wall clock by hours after boot. Holds count on the monotonic
+    clock; the page and Home Assistant still get wall-clock times."""
+    with FakeSpotify() as fake:
+        auth, player = make(fake, tmp_path)
+        connect(fake, auth)
+        settings = Settings(speaker="Living Room", cooldown_minutes=3, override_minutes=30)
+        mono, wall = Clock(), Clock()
+        mono.t, wall.t = 500.0, 1_600_000_000.0  # the time fake-hwclock saved, months ago
+        view = RoomView()
+        auto = AutoPlay(player, view, lambda: settings, clock=mono, wall=wall)
+        mood(auto, mono, "happy")
+        auto.step()
+        auto.set_override("sad")
+        auto.step()
+        assert auto.played_mood == "sad"
+        published = view.snapshot()["autoplay"]["override"]["until"]
+        assert published == pytest.approx(wall() + 30 * 60)
+        mono.advance(60)
+        wall.advance(60 + 200 * 86400)  # NTP syncs: the wall clock leaps 200 days
+        mood(auto, mono, "happy")
+        auto.step()
+        assert auto.played_mood == "sad" and plays(fake) == 2  # the hold still has 29 minutes to run
+        published = view.snapshot()["autoplay"]["override"]["until"]
+        assert published == pytest.approx(wall() + 29 * 60)
+        mono.advance(29 * 60 + 1)
+        auto.step()
+        assert auto.played_mood == "happy" and plays(fake) == 3
