@@ -215,15 +215,20 @@ class SpotifyPlayer:
         return unique[:TRACKS_PER_PLAY]
 
     # -- Player interface --------------------------------------------------------------------------------------
-    def someone_else_is_playing(self) -> bool:
-        """True when the speaker plays something Moodbox did not start since its last start."""
+    def _playing_now(self) -> tuple[dict[str, Any] | None, bool]:
+        """What the account plays now (None: nothing, or Moodbox never started anything), and whether it is one of
+        the tracks Moodbox started last."""
         if not self.started_uris:
-            return False
+            return None, False
         current = self._call("current_playback")
         if not current or not current.get("is_playing"):
-            return False
-        item = current.get("item") or {}
-        return item.get("uri") not in self.started_uris
+            return None, False
+        return current, (current.get("item") or {}).get("uri") in self.started_uris
+
+    def someone_else_is_playing(self) -> bool:
+        """True when the speaker plays something Moodbox did not start since its last start."""
+        current, ours = self._playing_now()
+        return current is not None and not ours
 
     def play(self, mood: str, source: MusicSource) -> Playing:
         try:
@@ -264,13 +269,9 @@ class SpotifyPlayer:
 
     def pause(self) -> bool:
         """Pause the speaker when it plays a track Moodbox started (Spotify refuses to pause what is not playing)."""
-        if not self.started_uris:
+        current, ours = self._playing_now()
+        if current is None or not ours:  # nothing plays, or someone else's music: theirs to stop
             return False
-        current = self._call("current_playback")
-        if not current or not current.get("is_playing"):
-            return False
-        if (current.get("item") or {}).get("uri") not in self.started_uris:
-            return False  # someone else's music: theirs to stop
         try:
             self._call("pause_playback", device_id=(current.get("device") or {}).get("id"))
         except PlayerError as exc:
