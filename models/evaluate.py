@@ -158,6 +158,19 @@ def face_crop_results(model: Path) -> dict:
     return out
 
 
+def condition_results(model: Path) -> dict:
+    """The realval photos changed as a living room changes a face (distance, low light, compression, focus, side
+    light; models.realval.CONDITIONS), through the device pipeline with the int8 model."""
+    from models.realval import CONDITIONS, evaluate_realval
+
+    out: dict = {}
+    for name, (what, _) in CONDITIONS.items():
+        r = evaluate_realval(model, condition=name)["int8"]
+        keep = ("accuracy_all", "macro_f1", "detection_misses", "recall", "face_width_median")
+        out[name] = {"what": what, **{k: r[k] for k in keep}}
+    return out
+
+
 def evaluate(checkpoint: Path | None, model: Path, logit_shift: np.ndarray | None = None) -> dict:
     from models.realval import evaluate_realval
 
@@ -183,6 +196,7 @@ def evaluate(checkpoint: Path | None, model: Path, logit_shift: np.ndarray | Non
             }
     results["realval"] = evaluate_realval(model, checkpoint, logit_shift=logit_shift)
     results["realval_face_crop"] = face_crop_results(model)
+    results["realval_conditions"] = condition_results(model)
     results["latency_ms"] = int8_latency_ms(model)
     results["size_bytes"] = model.stat().st_size
     results["machine"] = machine()

@@ -38,6 +38,7 @@ class Photo:
     label: int
     crop: np.ndarray | None  # the device's 48x48 crop of the largest face, None when no face was found
     int8: np.ndarray | None  # the device's seven probabilities for that face
+    face_width: float = 0.0  # of that face, in the photo's pixels
 
 
 def _pipeline(model: Path, detector: str = "auto"):
@@ -68,17 +69,60 @@ def cut_square(grey: np.ndarray, face, margin: float, size: int = 256) -> np.nda
     return cv2.resize(cut, (size, size), interpolation=cv2.INTER_AREA)
 
 
+def _scaled(k: float):
+    return lambda g, rng: cv2.resize(g, None, fx=k, fy=k, interpolation=cv2.INTER_AREA)
+
+
+def _noisy(gain: float, sigma: float):
+    def degrade(g: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        out = g.astype(np.float32) * gain + rng.normal(0.0, sigma, g.shape)
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+    return degrade
+
+
+def _jpeg(quality: int):
+    def degrade(g: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        _, data = cv2.imencode(".jpg", g, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        return cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+
+    return degrade
+
+
+def _blurred(sigma: float):
+    return lambda g, rng: cv2.GaussianBlur(g, (0, 0), sigma)
+
+
+def _side_light(g: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    ramp = np.linspace(0.25, 1.0, g.shape[1], dtype=np.float32)[None, :]
+    return np.clip(np.rint(g.astype(np.float32) * ramp), 0, 255).astype(np.uint8)
+
+
+# What a living room does to a face that a posed photo does not: (what it is, how each photo is changed). The noise
+# is seeded per photo, so every run gives the same numbers.
+CONDITIONS = {
+    "smaller": ("the photo at 0.3 of its size: the face about 78 pixels wide, as across a room", _scaled(0.3)),
+    "far": ("the photo at 0.2 of its size: the face about 52 pixels wide", _scaled(0.2)),
+    "dim": ("a quarter of the light, and sensor noise of 3 grey levels", _noisy(0.25, 3.0)),
+    "grainy": ("the camera's gain turned up in low light: sensor noise of 12 grey levels", _noisy(1.0, 12.0)),
+    "jpeg": ("JPEG at quality 30, as a busy webcam stream", _jpeg(30)),
+    "soft": ("out of focus: a Gaussian blur of 5 pixels (the faces are about 260 wide)", _blurred(5.0)),
+    "side-light": ("light from one side: brightness falls from the right edge to a quarter at the left", _side_light),
+}
+
+
 def run_photos(
     model: Path,
     folder: Path | None = None,
     margin: float | None = None,
     face_crop: float | None = None,
     detector: str = "auto",
+    condition: str | None = None,
 ) -> list[Photo]:
     """Every realval photo through the device pipeline with this model (`margin` overrides the crop's; with
     `face_crop`, each photo is first cut to its face at that margin, see `cropped_to_face`; `detector` is a
     `make_detector` kind, while the cut to the face always uses the device's default detector, so that every
-    detector is scored on the same cut photos)."""
+    detector is scored on the same cut photos; `condition` is one of CONDITIONS, applied to the whole photo)."""
     import dataclasses
 
     from device.events import Frame
@@ -91,11 +135,15 @@ def run_photos(
     cutter = pipeline if detector == "auto" else _pipeline(model)
     if margin is not None:
         pipeline.classifier.framing = dataclasses.replace(pipeline.classifier.framing, margin=margin)
+    if condition is not None and condition not in CONDITIONS:
+        raise SystemExit(f"unknown condition {condition!r}: choose one of {', '.join(CONDITIONS)}")
     photos = []
-    for row in rows:
+    for i, row in enumerate(rows):
         grey = cv2.imread(str(folder / row["file"]), cv2.IMREAD_GRAYSCALE)
         if grey is None:
             raise SystemExit(f"{folder / row['file']}: not an image OpenCV can read")
+        if condition is not None:
+            grey = CONDITIONS[condition][1](grey, np.random.default_rng(i))
         if face_crop is not None:
             cut = cropped_to_face(cutter, grey, face_crop)
             grey = cut if cut is not None else grey
@@ -106,7 +154,7 @@ def run_photos(
             continue
         best = max(reading.faces, key=lambda f: f.face.w * f.face.h)
         crop = pipeline.classifier.crop(grey, best.face)
-        photos.append(Photo(row["file"], label, crop, np.asarray(best.probabilities, np.float32)))
+        photos.append(Photo(row["file"], label, crop, np.asarray(best.probabilities, np.float32), best.face.w))
     return photos
 
 
@@ -132,6 +180,7 @@ def score(photos: list[Photo], probabilities: list[np.ndarray | None]) -> dict:
         "macro_f1": round(s["macro_f1"], 4),
         "recall": {c: round(r, 4) for c, r in s["recall"].items()},
         "confusion": confusion(labels, pred).tolist(),
+        "face_width_median": round(float(np.median([ph.face_width for ph in photos if ph.crop is not None] or [0])), 1),
     }
 
 
@@ -161,8 +210,9 @@ def evaluate_realval(
     logit_shift: np.ndarray | None = None,
     face_crop: float | None = None,
     detector: str = "auto",
+    condition: str | None = None,
 ) -> dict:
-    photos = run_photos(model, folder, face_crop=face_crop, detector=detector)
+    photos = run_photos(model, folder, face_crop=face_crop, detector=detector, condition=condition)
     out = {"int8": score(photos, [ph.int8 for ph in photos])}
     if checkpoint is not None and checkpoint.exists():
         out["float"] = float_scores(photos, checkpoint, logit_shift=logit_shift)
@@ -186,9 +236,17 @@ def main(argv: list[str] | None = None) -> dict:
         choices=("auto", "blazeface", "blazeface-full", "blazeface-short", "haar"),
         help="the face detector to score (default: the device's); --face-crop still cuts with the device's",
     )
+    p.add_argument(
+        "--condition",
+        choices=tuple(CONDITIONS),
+        help="first change each photo as a living room would: "
+        + "; ".join(f"{name}: {what}" for name, (what, _) in CONDITIONS.items()),
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    result = evaluate_realval(args.model, args.checkpoint, face_crop=args.face_crop, detector=args.detector)
+    result = evaluate_realval(
+        args.model, args.checkpoint, face_crop=args.face_crop, detector=args.detector, condition=args.condition
+    )
     if args.json:
         print(json.dumps(result, indent=2))
     else:
