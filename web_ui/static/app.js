@@ -138,8 +138,8 @@
       if ((s.faces || []).length) return { state: "settling", title: "Reading…", why: "" };
       const p = s.playing, ap = s.autoplay || {}, would = p && p.preview ? "would be" : "is";
       const why = p && p.paused ? "Nobody in view: the music " + would + " paused until someone is back." :
-        ap.pause_at ? "Nobody in view: the music pauses in " + countdown(ap.pause_at) + " unless someone is back." :
-          "Nobody in view: the music carries on.";
+        ap.pause_at && ap.pause_at > Date.now() / 1000 ? "Nobody in view: the music pauses in " + countdown(ap.pause_at) + " unless someone is back." :
+          ap.pause_at ? "Nobody in view: pausing the music." : "Nobody in view: the music carries on.";
       return { state: "nobody", title: "Nobody here", why };
     }
     return { state: "live", title: feels(mood), why: "" };
