@@ -56,7 +56,6 @@ class AutoPlay:
         self.next_at: float | None = None  # when the waiting ends (cooldown, hands off, a retry), for the page
         self._asked = False  # the household asked from the page: the next play skips cooldown and hands off
         self.paused_at: float | None = None  # when Moodbox paused its music in an empty room
-        self._shown: dict[str, Any] | None = None  # what the page shows as playing
         self._wake = threading.Condition()
         self._stop = False
         self._dirty = False  # set under _wake by anything that calls for a decision; never lost between waits
@@ -90,7 +89,7 @@ class AutoPlay:
         """
         with self._wake:
             self.played_mood, self.played_at, self.playing, self.retry_at = None, None, None, 0.0
-            self.paused_at, self._shown = None, None
+            self.paused_at = None
             self.view.set_playing(None)
             self._dirty = True
             self._wake.notify()
@@ -115,8 +114,9 @@ class AutoPlay:
         s, now = self._settings(), self._clock()
         target = self.target()
         if target is None:
-            if self.mood == NOBODY and s.pause_when_empty_minutes > 0 and self.playing is not None:
-                return self._pause_when_empty(s, now)
+            due = self._pause_at()
+            if due is not None:
+                return self._pause_when_empty(due, now)
             return self._wait("nobody here" if self.mood == NOBODY else "", 60)
         if s.privacy_mode and self.override is None:  # the last mood seen is no reading of the room now
             return self._wait("privacy mode: the camera is off", 60)
@@ -158,20 +158,13 @@ class AutoPlay:
             return self._wait(str(exc), self.retry_at - now, self.retry_at)
         self.playing, self.played_mood, self.played_at, self.plays = playing, target, now, self.plays + 1
         self.retry_at, self._asked, self.paused_at = 0.0, False, None
-        source = {**asdict(playing.source), "description": playing.source.describe()}
-        self._shown = {**asdict(playing), "source": source}
-        self.view.set_playing(self._shown)
+        self.view.set_playing(_shown(playing))
         return self._wait("", 60)
 
-    def _pause_when_empty(self, s: Settings, now: float) -> float:
-        """The room is empty and Moodbox's music plays: pause it once the household's limit has passed."""
-        if s.privacy_mode:  # the camera is off: an empty room cannot be told from a full one
-            return self._wait("privacy mode: the camera is off", 60)
-        if not s.autoplay:  # the household paused auto-play: Moodbox neither starts nor stops anything
-            return self._wait("nobody here", 60)
-        empty_for, limit = now - (self.mood_at or now), s.pause_when_empty_minutes * 60
-        if empty_for < limit:
-            return self._wait("nobody here", limit - empty_for)
+    def _pause_when_empty(self, due: float, now: float) -> float:
+        """The room is empty and Moodbox's music plays: pause it once the household's limit (`due`) has passed."""
+        if now < due:
+            return self._wait("nobody here", due - now)
         if now < self.retry_at:  # Spotify asked for a pause in calls (a rate limit, trouble)
             return self._wait(self.waiting, self.retry_at - now)
         try:
@@ -183,16 +176,15 @@ class AutoPlay:
             log.warning("could not pause the music in the empty room: %s (next try in %.0f s)", exc, delay)
             return self._wait(str(exc), self.retry_at - now)
         self.retry_at = 0.0
-        # Either way Moodbox's music no longer plays, and the room's next mood starts music again.
-        self.playing, self.played_mood = None, None
         if paused:
-            log.info("nobody here for %.0f min: paused the music", empty_for / 60)
+            log.info("nobody here for %.0f min: paused the music", (now - (self.mood_at or now)) / 60)
             self.paused_at = now
-            self._shown = {**self._shown, "paused": True} if self._shown else None
+            self.view.set_playing({**_shown(self.playing), "paused": True} if self.playing else None)
         else:  # paused already, or someone else's music: nothing of Moodbox's to show as playing
             log.info("nobody here, and the speaker plays nothing of Moodbox's: nothing to pause")
-            self._shown = None
-        self.view.set_playing(self._shown)
+            self.view.set_playing(None)
+        # Either way Moodbox's music no longer plays, and the room's next mood starts music again.
+        self.playing, self.played_mood = None, None
         return self._wait("nobody here", 60)
 
     def _wait(self, why: str, seconds: float, until: float | None = None) -> float:
@@ -223,7 +215,8 @@ class AutoPlay:
         self.view.set("player", self.player.status())
 
     def _pause_at(self) -> float | None:
-        """When Moodbox will pause its music in the empty room, for the page; None when it will not."""
+        """When Moodbox will pause its music in the empty room; None when it will not (someone is here, its music
+        does not play, the household did not ask for it, the camera is off, or auto-play is paused)."""
         s = self._settings()
         if self.mood != NOBODY or self.playing is None or self.mood_at is None or self.target() is not None:
             return None
@@ -275,3 +268,8 @@ class AutoPlay:
             self._wake.notify()
         if self._thread:
             self._thread.join(2)
+
+
+def _shown(playing: Playing) -> dict[str, Any]:
+    """What the page and Home Assistant get of the music Moodbox started."""
+    return {**asdict(playing), "source": {**asdict(playing.source), "description": playing.source.describe()}}
