@@ -8,7 +8,8 @@ When the room's mood settles, the matching music starts on the speaker, unless:
 A change that could not be played (Spotify down, speaker off, rate limit) waits and is tried again, as long as
 the room's mood still holds.
 If the household asks for it (`pause_when_empty_minutes`), Moodbox pauses its own music once the room has been empty
-that long, and starts the mood's music again, without a cooldown, when someone is back.
+that long. When someone is back it plays on from where it paused if the room's mood is the same, and otherwise
+starts the new mood's music; either way without a cooldown.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class AutoPlay:
         self.next_at: float | None = None  # when the waiting ends (cooldown, hands off, a retry), for the page
         self._asked = False  # the household asked from the page: the next play skips cooldown and hands off
         self.paused_at: float | None = None  # when Moodbox paused its music in an empty room
+        self.paused: Playing | None = None  # that music, to play on from when the same mood is back
         self._wake = threading.Condition()
         self._stop = False
         self._dirty = False  # set under _wake by anything that calls for a decision; never lost between waits
@@ -89,7 +91,7 @@ class AutoPlay:
         """
         with self._wake:
             self.played_mood, self.played_at, self.playing, self.retry_at = None, None, None, 0.0
-            self.paused_at = None
+            self.paused_at, self.paused = None, None
             self.view.set_playing(None)
             self._dirty = True
             self._wake.notify()
@@ -130,6 +132,11 @@ class AutoPlay:
             return self._wait(self.waiting, self.retry_at - now, self.retry_at)
         overridden = self.override is not None or self._asked
         back = self.paused_at is not None  # the room was empty, so this is no mood swing to slow down
+        paused = self.paused
+        if back and paused is not None and paused.mood == target and paused.source == s.music_for(target):
+            resumed = self._resume(now)
+            if resumed is not None:
+                return resumed
         if not (overridden or back) and self.played_at is not None and now - self.played_at < s.cooldown_minutes * 60:
             left = self.played_at + s.cooldown_minutes * 60 - now
             return self._wait(f"cooldown: next change in {left / 60:.0f} min", left, now + left)
@@ -149,17 +156,37 @@ class AutoPlay:
                 )
             playing = self.player.play(target, source)
         except PlayerError as exc:
-            delay = exc.retry_after if exc.retry_after is not None else None
-            self.view.add_error(self.player.name, str(exc))
-            if delay is None:  # needs a person (reconnect, premium, no speaker chosen): look again later
-                delay = 300.0
-            self.retry_at = now + delay * random.uniform(1.0, 1.1)
-            log.warning("could not play %s: %s (next try in %.0f s)", target, exc, self.retry_at - now)
-            return self._wait(str(exc), self.retry_at - now, self.retry_at)
+            return self._failed(f"play {target}", exc, now)
         self.playing, self.played_mood, self.played_at, self.plays = playing, target, now, self.plays + 1
+        self.retry_at, self._asked, self.paused_at, self.paused = 0.0, False, None, None
+        self.view.set_playing(_shown(playing))
+        return self._wait("", 60)
+
+    def _resume(self, now: float) -> float | None:
+        """Someone is back and the room's mood is the one whose music Moodbox paused: play on from where it
+        stopped, not a new shuffle. None when the speaker no longer holds that music: the caller starts afresh."""
+        assert self.paused is not None
+        try:
+            resumed = self.player.resume()
+        except PlayerError as exc:  # kept paused: the next try resumes too
+            return self._failed(f"play on the paused {self.paused.mood} music", exc, now)
+        playing, self.paused = self.paused, None
+        if not resumed:
+            log.info("the speaker no longer holds the paused %s music: starting it afresh", playing.mood)
+            return None
+        log.info("someone is back: played on from where the %s music paused", playing.mood)
+        self.playing, self.played_mood = playing, playing.mood
         self.retry_at, self._asked, self.paused_at = 0.0, False, None
         self.view.set_playing(_shown(playing))
         return self._wait("", 60)
+
+    def _failed(self, what: str, exc: PlayerError, now: float) -> float:
+        """Show a failed play and try again after Spotify's Retry-After, or 5 minutes when a person must act."""
+        self.view.add_error(self.player.name, str(exc))
+        delay = exc.retry_after if exc.retry_after is not None else 300.0  # reconnect, premium, no speaker chosen
+        self.retry_at = now + delay * random.uniform(1.0, 1.1)
+        log.warning("could not %s: %s (next try in %.0f s)", what, exc, self.retry_at - now)
+        return self._wait(str(exc), self.retry_at - now, self.retry_at)
 
     def _pause_when_empty(self, due: float, now: float) -> float:
         """The room is empty and Moodbox's music plays: pause it once the household's limit (`due`) has passed."""
@@ -178,7 +205,7 @@ class AutoPlay:
         self.retry_at = 0.0
         if paused:
             log.info("nobody here for %.0f min: paused the music", (now - (self.mood_at or now)) / 60)
-            self.paused_at = now
+            self.paused_at, self.paused = now, self.playing
             self.view.set_playing({**_shown(self.playing), "paused": True} if self.playing else None)
         else:  # paused already, or someone else's music: nothing of Moodbox's to show as playing
             log.info("nobody here, and the speaker plays nothing of Moodbox's: nothing to pause")

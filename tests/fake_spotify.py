@@ -389,6 +389,17 @@ class FakeSpotify:
                         if dev["is_restricted"]:
                             return self._api_error(403, "Player command failed: Restriction violated", "UNKNOWN")
                         uris = (body or {}).get("uris") or []
+                        if not uris and not (body or {}).get("context_uri"):  # no list: resume what is paused
+                            if not fake.playback:
+                                return self._api_error(
+                                    404, "Player command failed: No active device found", "NO_ACTIVE_DEVICE"
+                                )
+                            if fake.playback["is_playing"]:  # Spotify refuses to resume what plays
+                                return self._api_error(403, "Player command failed: Restriction violated", "UNKNOWN")
+                            for d in fake.devices:
+                                d["is_active"] = d is dev
+                            fake.playback["device"], fake.playback["is_playing"] = dict(dev), True
+                            return self._send(204)
                         for d in fake.devices:
                             d["is_active"] = d is dev
                         fake.playback = {

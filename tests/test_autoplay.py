@@ -13,7 +13,7 @@ from device.autoplay import AutoPlay
 from device.bus import Bus
 from device.events import MoodChange
 from device.roomview import RoomView
-from device.settings import QuietHours, Settings
+from device.settings import Music, QuietHours, Settings
 from tests.fake_spotify import FakeSpotify, connect
 from tests.test_spotify import make
 
@@ -257,6 +257,65 @@ def test_an_empty_room_pauses_moodbox_music_and_the_next_mood_starts_it_again(ri
     auto.step()
     assert plays(fake) == 2 and auto.played_mood == "sad" and fake.playback["is_playing"]
     assert "paused" not in view.snapshot()["playing"] and auto.paused_at is None
+
+
+def empty_then_back(auto: AutoPlay, clock: Clock, back_as: str) -> None:
+    """Happy music plays, the room is empty long enough for the pause, then someone is back looking `back_as`."""
+    mood(auto, clock, "happy")
+    auto.step()
+    mood(auto, clock, "nobody")
+    clock.advance(11 * 60)
+    auto.step()
+    assert auto.paused is not None
+    clock.advance(20 * 60)
+    mood(auto, clock, back_as)
+
+
+def test_back_in_the_same_mood_the_music_plays_on_where_it_paused(rig):
+    """Not a new shuffle: Spotify gets a play with no list, which resumes the paused track at its position."""
+    fake, auto, holder, clock, view = rig
+    holder["s"] = holder["s"].model_copy(update={"pause_when_empty_minutes": 10, "cooldown_minutes": 30})
+    empty_then_back(auto, clock, "happy")
+    fake.playback["item"] = dict(fake.playback["item"], uri=fake.playback["uris"][3])  # three tracks later
+    started = auto.playing or auto.paused
+    fake.fail("PUT", "/v1/me/player/play", 429, headers={"Retry-After": "60"})
+    wait = auto.step()  # rate-limited: tried again after Spotify's time, and still as a resume
+    assert 60 <= wait <= 67 and not fake.playback["is_playing"] and auto.paused is not None
+    clock.advance(wait + 1)
+    auto.step()
+    resume = fake.calls("PUT", "/v1/me/player/play")[-1]
+    assert not (resume.body or {}).get("uris") and resume.query["device_id"] == ["dev-living"]
+    assert fake.playback["is_playing"] and fake.playback["item"]["uri"] == fake.playback["uris"][3]
+    assert auto.playing is started and auto.played_mood == "happy" and auto.paused is None
+    assert auto.paused_at is None and auto.player.status()["state"] == "playing"
+    assert "paused" not in view.snapshot()["playing"] and view.snapshot()["playing"]["mood"] == "happy"
+    clock.advance(60)
+    auto.step()
+    assert len(fake.calls("PUT", "/v1/me/player/play")) == 3  # the first play, the refused resume, the resume
+
+
+@pytest.mark.parametrize("meanwhile", ["spotify forgot it", "new music chosen", "someone played theirs"])
+def test_back_in_the_same_mood_plays_on_only_what_is_still_paused(rig, meanwhile):
+    fake, auto, holder, clock, _ = rig
+    holder["s"] = holder["s"].model_copy(update={"pause_when_empty_minutes": 10, "cooldown_minutes": 30})
+    empty_then_back(auto, clock, "happy")
+    first = fake.playback["uris"]
+    if meanwhile == "spotify forgot it":  # an idle session ends: GET /me/player answers 204
+        fake.playback = None
+    elif meanwhile == "new music chosen":
+        music = holder["s"].music | {"happy": Music(kind="search", value="sunny funk")}
+        holder["s"] = holder["s"].model_copy(update={"music": music})
+    else:
+        fake.user_plays("spotify:track:picked-on-a-phone")
+    auto.step()
+    assert auto.paused is None
+    if meanwhile == "someone played theirs":  # neither resumed nor replaced: their music holds Moodbox back
+        assert len(fake.calls("PUT", "/v1/me/player/play")) == 1 and auto.waiting.startswith("hands off")
+        assert fake.playback["item"]["uri"] == "spotify:track:picked-on-a-phone"
+        return
+    last = fake.calls("PUT", "/v1/me/player/play")[-1]
+    assert len(fake.calls("PUT", "/v1/me/player/play")) == 2 and last.body["uris"]  # a fresh list, no resume
+    assert fake.playback["is_playing"] and fake.playback["uris"] != first and auto.played_mood == "happy"
 
 
 def test_an_empty_room_leaves_someone_elses_music_and_a_paused_speaker_alone(rig):

@@ -49,6 +49,12 @@ class Player(Protocol):
         already, or someone else's music, which Moodbox leaves alone). Raises PlayerError."""
         ...
 
+    def resume(self) -> bool:
+        """Play on from where `pause` stopped, when the speaker still holds Moodbox's paused music; False when it
+        does not (the speaker forgot it, or it plays someone else's music), and the caller starts afresh. Raises
+        PlayerError."""
+        ...
+
 
 # The implementations, after the names they use.
 from device.player._fallback import SpotifyOrPreview  # noqa: E402

@@ -29,6 +29,9 @@ class SpotifyOrPreview:
     def pause(self) -> bool:
         return self._active.pause()
 
+    def resume(self) -> bool:
+        return self._active.resume()
+
     def status(self) -> dict:
         status = self._active.status()
         status["auth"] = self.spotify.auth.state

@@ -37,6 +37,10 @@ class PreviewPlayer:
         log.info("preview: would pause the music on %s (connect Spotify to play for real)", self.speaker)
         return True
 
+    def resume(self) -> bool:
+        log.info("preview: would play on from where the music paused on %s", self.speaker)
+        return True
+
     def status(self) -> dict:
         return {
             "player": "preview",

@@ -215,15 +215,20 @@ class SpotifyPlayer:
         return unique[:TRACKS_PER_PLAY]
 
     # -- Player interface --------------------------------------------------------------------------------------
-    def _playing_now(self) -> tuple[dict[str, Any] | None, bool]:
-        """What the account plays now (None: nothing, or Moodbox never started anything), and whether it is one of
-        the tracks Moodbox started last."""
+    def _playback(self) -> tuple[dict[str, Any] | None, bool]:
+        """The account's playback, playing or paused (None: none, or Moodbox never started anything), and whether
+        its track is one of those Moodbox started last."""
         if not self.started_uris:
             return None, False
         current = self._call("current_playback")
-        if not current or not current.get("is_playing"):
+        if not current:
             return None, False
         return current, (current.get("item") or {}).get("uri") in self.started_uris
+
+    def _playing_now(self) -> tuple[dict[str, Any] | None, bool]:
+        """What the account plays now (None: nothing), and whether it is one of the tracks Moodbox started last."""
+        current, ours = self._playback()
+        return (current, ours) if current is not None and current.get("is_playing") else (None, False)
 
     def someone_else_is_playing(self) -> bool:
         """True when the speaker plays something Moodbox did not start since its last start."""
@@ -279,6 +284,23 @@ class SpotifyPlayer:
             raise
         self.state, self.message = "paused", ""
         log.info("paused the music on %s", (current.get("device") or {}).get("name", "the speaker"))
+        return True
+
+    def resume(self) -> bool:
+        """Play on where the music paused (no list sent: Spotify resumes the paused track at its position) when the
+        chosen speaker still holds one of the tracks Moodbox started; True too when that plays again already."""
+        current, ours = self._playback()
+        device = (current or {}).get("device") or {}
+        if current is None or not ours or device.get("name", "").casefold() != self.speaker.casefold():
+            return False  # Spotify forgot the paused session, someone played their own music, or moved it
+        if not current.get("is_playing"):  # Spotify refuses to resume what already plays
+            try:
+                self._call("start_playback", device_id=device.get("id"))
+            except PlayerError as exc:
+                self.state, self.message = exc.state, str(exc)
+                raise
+            log.info("played on from where the music paused on %s", device.get("name"))
+        self.state, self.message = "playing", ""
         return True
 
     def playlists(self, query: str = "") -> list[dict[str, str]]:
