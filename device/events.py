@@ -61,6 +61,7 @@ class Reading:
     wall_time: float = 0.0  # time.time() when the frame arrived
     timings_ms: dict[str, float] = field(default_factory=dict)
     ignored: tuple[Face, ...] = ()  # faces found in an ignored area (a TV, a poster): not read, not counted
+    dark: tuple[Face, ...] = ()  # faces too dark to read (pipeline.TOO_DARK_BELOW): someone is here, not read
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 - Frames are averaged over a sliding time window (`window_seconds`), so the frame rate does not matter.
 - A new mood must lead with at least `min_confidence`, beat the current mood by `hysteresis`, and keep
   doing so for `dwell_seconds` before it is announced.
-- With no face for `nobody_after_seconds`, the mood becomes "nobody".
+- With no face for `nobody_after_seconds`, the mood becomes "nobody". A face too dark to read (`Reading.dark`)
+  adds nothing to the average but counts as someone here: in the dark the mood holds.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class MoodEngine:
         """Feed one frame's reading; returns a MoodChange when the room's mood settles on something new."""
         s, t = self.settings, reading.t
         combined = frame_probabilities(reading)
+        if reading.dark:
+            self._last_face_t = t
         if combined is not None:
             self._window.append((t, combined[0], combined[1]))
             self._last_face_t = t

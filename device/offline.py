@@ -60,7 +60,8 @@ def classify(config: Config, images: list[Path]) -> list[dict[str, Any]]:
             out.append({"image": str(path), "error": unreadable(path)})
             continue
         reading, _ = pipeline.process(Frame(grey, 0.0, 0))
-        out.append({"image": str(path), "faces": _faces(reading)})
+        too_dark = [{"box": list(f.box), "score": round(f.score, 3)} for f in reading.dark]
+        out.append({"image": str(path), "faces": _faces(reading), "too_dark": too_dark})
     return out
 
 
@@ -113,10 +114,13 @@ def describe_classify(results: list[dict[str, Any]]) -> str:
         if "error" in r:
             lines.append(f"{r['image']}: {r['error']}")
             continue
-        lines.append(f"{r['image']}: {len(r['faces'])} face(s)")
+        dark = f", {len(r['too_dark'])} too dark to read" if r.get("too_dark") else ""
+        lines.append(f"{r['image']}: {len(r['faces'])} face(s){dark}")
         for f in r["faces"]:
             p = f["probabilities"][f["emotion"]]
             lines.append(f"  box {f['box']}: {f['emotion']} ({p:.0%})")
+        for f in r.get("too_dark", []):
+            lines.append(f"  box {f['box']}: a face too dark to read; more light on it, and Moodbox reads it")
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ class RoomView:
         self._mood: dict[str, Any] = {"name": NOBODY, "confidence": 0.0, "since": time.time(), "leader": None}
         self._faces: list[dict[str, Any]] = []
         self._ignored: list[list[int]] = []  # boxes of faces in an ignored area (a TV, a poster), not read
+        self._dark: list[list[int]] = []  # boxes of faces too dark to read
         self._frame: dict[str, Any] = {"t": None, "wall_time": None}
         self._changes: deque[dict[str, Any]] = deque(maxlen=50)
         self._playing: dict[str, Any] | None = None
@@ -44,10 +45,12 @@ class RoomView:
             for f in reading.faces
         ]
         ignored = [list(f.box) for f in reading.ignored]
-        signature = (*(f["emotion"] for f in faces), len(ignored))
+        dark = [list(f.box) for f in reading.dark]
+        signature = (*(f["emotion"] for f in faces), len(ignored), len(dark))
         with self._lock:
             self._faces = faces
             self._ignored = ignored
+            self._dark = dark
             self._frame = {"t": reading.t, "wall_time": reading.wall_time, "size": list(reading.frame_size)}
             self._mood["leader"] = leader
             if confidence is not None and self._mood["name"] != NOBODY:
@@ -101,6 +104,7 @@ class RoomView:
                 "mood": dict(self._mood),
                 "faces": list(self._faces),
                 "ignored_faces": list(self._ignored),
+                "dark_faces": list(self._dark),
                 "frame": dict(self._frame),
                 "recent_changes": list(self._changes)[-10:],
                 "playing": self._playing,

@@ -47,7 +47,10 @@ def _pipeline(model: Path, detector: str = "auto"):
     from device.mood import MoodEngine, MoodSettings
     from device.pipeline import Pipeline
 
-    return Pipeline(make_detector(detector), EmotionClassifier(model, threads=2), MoodEngine(MoodSettings()))
+    # Every face found is read, however dark: this scores the model. What the device's darkness rule holds back is
+    # measured by `models.darkness`.
+    classifier = EmotionClassifier(model, threads=2)
+    return Pipeline(make_detector(detector), classifier, MoodEngine(MoodSettings()), too_dark_below=0)
 
 
 def cropped_to_face(pipeline, grey: np.ndarray, margin: float, size: int = 256) -> np.ndarray | None:

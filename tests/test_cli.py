@@ -30,7 +30,23 @@ def test_classify_finds_one_happy_face_and_none_in_the_cartoon(tmp_path, media):
     assert abs(sum(face["probabilities"].values()) - 1) < 0.01
     assert len(face["box"]) == 4
     assert face["emotion"] == "happy"
-    assert cartoon["faces"] == []
+    assert cartoon["faces"] == [] and justin["too_dark"] == cartoon["too_dark"] == []
+
+
+def test_classify_says_a_face_is_too_dark_to_read(tmp_path, media):
+    import cv2
+    import numpy as np
+
+    grey = cv2.imread(str(media / "justin.jpg"), cv2.IMREAD_GRAYSCALE)
+    noise = np.random.default_rng(0).normal(0.0, 4.0, grey.shape)
+    dark = tmp_path / "justin-lights-off.png"
+    cv2.imwrite(str(dark), np.clip(np.rint(grey * 0.05 + noise), 0, 255).astype(np.uint8))
+    r = moodbox(tmp_path, "classify", str(dark), "--json")
+    assert r.returncode == 0, r.stderr
+    [result] = json.loads(r.stdout)
+    assert result["faces"] == [] and len(result["too_dark"]) == 1 and len(result["too_dark"][0]["box"]) == 4
+    r = moodbox(tmp_path, "classify", str(dark))
+    assert "0 face(s), 1 too dark to read" in r.stdout and "too dark to read; more light on it" in r.stdout
 
 
 def test_classify_reports_an_unreadable_image(tmp_path, media):

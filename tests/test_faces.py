@@ -113,6 +113,48 @@ def test_a_face_in_an_ignored_area_is_neither_read_nor_counted(detector, classif
     assert reading.faces == () and len(reading.ignored) == 2
 
 
+def darkened(grey: np.ndarray, gain: float, noise: float = 4.0) -> np.ndarray:
+    """The room with its lights off: less light and the sensor noise of a camera whose exposure has run out."""
+    out = grey.astype(np.float32) * gain + np.random.default_rng(0).normal(0.0, noise, grey.shape)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def test_a_face_too_dark_to_read_holds_the_mood_and_is_not_nobody(detector, classifier, justin_grey):
+    """In the dark the model misreads faces (models.darkness): such a face is found, not read, and keeps the room
+    from counting as empty, so the mood holds until there is light again."""
+    from device.events import Frame
+    from device.mood import MoodEngine, MoodSettings
+    from device.pipeline import TOO_DARK_BELOW, Pipeline
+
+    engine = MoodEngine(MoodSettings(nobody_after_seconds=30))
+    pipeline = Pipeline(detector, classifier, engine)
+    t = 0.0
+    for i in range(30):  # 3 s of the lit face
+        pipeline.process(Frame(justin_grey, t, i))
+        t += 0.1
+    assert engine.mood == "happy"
+    dark = darkened(justin_grey, 0.05)
+    calls = []
+    real = classifier.classify
+    pipeline.classifier = type("Counting", (), {"classify": lambda self, g, f: calls.append(f) or real(g, f)})()
+    for i in range(30, 30 + 450):  # 45 s of the dark room, longer than nobody_after_seconds
+        reading, change = pipeline.process(Frame(dark, t, i))
+        assert change is None, (t, change)
+        t += 0.1
+    assert reading.faces == () and len(reading.dark) == 1 and calls == []
+    x, y, w, h = reading.dark[0].box
+    assert dark[y : y + h, x : x + w].mean() < TOO_DARK_BELOW <= justin_grey[y : y + h, x : x + w].mean()
+    assert engine.mood == "happy"
+
+    # Dim is not dark: at a quarter of the light the face is still read.
+    reading, _ = pipeline.process(Frame(darkened(justin_grey, 0.25), t, 999))
+    assert len(reading.faces) == 1 and reading.dark == () and len(calls) == 1
+    # Off (models.realval scores the model on every face): the dark face is read.
+    pipeline.too_dark_below = 0
+    reading, _ = pipeline.process(Frame(dark, t + 0.1, 1000))
+    assert len(reading.faces) == 1 and reading.dark == ()
+
+
 def test_unknown_detector_is_refused():
     with pytest.raises(ValueError, match="use auto, blazeface, blazeface-full, blazeface-short or haar"):
         make_detector("yunet")

@@ -227,6 +227,21 @@ def test_a_room_condition_on_realval_matches_the_card(classifier):
     assert f"| dim | {committed['what']} |" in card and f"{100 * committed['accuracy_all']:.2f}%" in card
 
 
+def test_the_darkness_measure_files_faces_by_brightness_and_counts_what_the_device_holds_back(classifier):
+    """models.darkness, the evidence for the device's TOO_DARK_BELOW, on 14 photos at full light and a twentieth."""
+    from device.pipeline import TOO_DARK_BELOW
+    from models.darkness import measure
+
+    result = measure(classifier.path, gains=(1.0, 0.05), noise=(4.0,), limit=14)
+    assert result["photos"] == 14 and result["too_dark_below"] == TOO_DARK_BELOW
+    held = {h["gain"]: h["held_back"] for h in result["held"]}
+    assert held[1.0] == 0.0 and held[0.05] == 1.0  # posed photos are well lit; at a twentieth every face is dark
+    bands = result["bands"]
+    assert sum(b["faces"] for b in bands) == result["faces"] > 14
+    assert bands[0]["brightness"][1] <= TOO_DARK_BELOW and bands[-1]["brightness"][0] >= 40
+    assert all(0 <= b["read_right"] <= 1 and 0 <= b["sure"] <= 1 for b in bands)
+
+
 def test_the_contrast_experiments_normalise_what_they_say(tmp_path, monkeypatch):
     import json
 

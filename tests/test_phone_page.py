@@ -411,6 +411,57 @@ def test_the_music_pauses_in_an_empty_room_and_plays_again_when_someone_is_back(
         api(phone, "PATCH", "/api/settings", {"pause_when_empty_minutes": 0, "ignored_areas": []})
 
 
+def test_a_room_too_dark_to_read_says_so_and_holds_the_mood(browser, fake, tmp_path, media):
+    """A replayed room: 10 s with the lights off (the face there, too dark to read), then 3 s lit, over and over."""
+    import cv2
+    import numpy as np
+
+    grey = cv2.imread(str(media / "justin.jpg"), cv2.IMREAD_GRAYSCALE)
+    noise = np.random.default_rng(0).normal(0.0, 4.0, grey.shape)
+    dark = tmp_path / "lights-off.png"
+    cv2.imwrite(str(dark), np.clip(np.rint(grey * 0.05 + noise), 0, 255).astype(np.uint8))
+    room = tmp_path / "room"
+    room.mkdir()
+    for i in range(50):  # 5 frames a second
+        (room / f"a{i:03d}.png").symlink_to(dark)
+    for i in range(15):
+        (room / f"b{i:03d}.jpg").symlink_to(media / "justin.jpg")
+    (tmp_path / "moodbox.toml").write_text(f"""
+[camera]
+source = "replay"
+replay_path = "{room}"
+[spotify]
+accounts_url = "{fake.url}"
+api_url = "{fake.api_url}"
+redirect_port = {free_port()}
+""")
+    d = start_box(tmp_path, fake)
+    try:
+        d.login().close()
+        phone = signed_in(browser, d.base)
+        # Dark from the start: someone is there, so not "Nobody here", and nothing is read.
+        expect(phone.locator("#mood")).to_have_text("Too dark")
+        expect(phone.locator("#mood-why")).to_have_text(
+            "Someone is in view, but it is too dark to read a face. Moodbox reads the room again once there is more "
+            "light."
+        )
+        expect(phone.locator("#faces")).to_have_text("none (+1 too dark)")
+        expect(phone.locator("#story")).to_contain_text("Too dark to read faces")
+        expect(phone.locator("#player-state")).not_to_contain_text("nobody")
+        shot(phone, "now-too-dark")
+        # The lights come on: the face is read; then off again, and the mood holds.
+        expect(phone.locator("#mood")).to_have_text("happy", timeout=30_000)
+        expect(phone.locator("#mood-why")).to_have_text(
+            "Too dark to read the faces in view: the mood stays happy until there is more light.", timeout=15_000
+        )
+        expect(phone.locator("#mood")).to_have_text("happy")
+        expect(phone.locator("#faces")).to_have_text("none (+1 too dark)")
+        shot(phone, "now-too-dark-mood-holds")
+        phone.context.close()
+    finally:
+        d.stop()
+
+
 def test_spotify_is_set_up_on_the_page_and_the_cover_shows(phone, box, fake):
     api(phone, "POST", "/api/spotify/disconnect")
     assert api(phone, "PATCH", "/api/settings", {"spotify_client_id": "", "speaker": ""}).ok

@@ -123,7 +123,7 @@
   };
   const musicName = (desc) => { const m = /"(.*)"/.exec(desc || ""); return m ? "“" + m[1] + "”" : desc || "music"; };
 
-  // What the room's data means now: one of live, settling, nobody, starting, privacy, failing, lost.
+  // What the room's data means now: one of live, settling, dark, nobody, starting, privacy, failing, lost.
   function roomState(s) {
     const cam = s.camera || {}, mood = (s.mood || {}).name || "nobody";
     if (linkLost()) return { state: "lost", title: "Lost connection", why: "Lost connection to Moodbox: this is the last thing it said. Retrying…" };
@@ -134,20 +134,23 @@
       return { state: "failing", title: "No picture", why: "The camera is not working" + (cam.error ? " (" + cam.error + ")" : "") + "." + when };
     }
     if (cam.state !== "live") return { state: "starting", title: "Starting", why: "The camera is opening. The mood shows with its first pictures." };
+    // Faces too dark to read: someone is here, and the mood holds until there is light (device/pipeline.py).
+    const dark = (s.dark_faces || []).length > 0 && !(s.faces || []).length;
     if (mood === "nobody") {
       if ((s.faces || []).length) return { state: "settling", title: "Reading…", why: "" };
+      if (dark) return { state: "dark", title: "Too dark", why: "Someone is in view, but it is too dark to read a face. Moodbox reads the room again once there is more light." };
       const p = s.playing, ap = s.autoplay || {}, would = p && p.preview ? "would be" : "is";
       const why = p && p.paused ? "Nobody in view: the music " + would + " paused until someone is back." :
         ap.pause_at && ap.pause_at > Date.now() / 1000 ? "Nobody in view: the music pauses in " + countdown(ap.pause_at) + " unless someone is back." :
           ap.pause_at ? "Nobody in view: pausing the music." : "Nobody in view: the music carries on.";
       return { state: "nobody", title: "Nobody here", why };
     }
-    return { state: "live", title: feels(mood), why: "" };
+    return { state: "live", title: feels(mood), why: dark ? "Too dark to read the faces in view: the mood stays " + feels(mood).toLowerCase() + " until there is more light." : "" };
   }
 
   function story(s, room) {
     const head = {
-      live: "Room: " + room.title, settling: "Room: reading the faces", nobody: "Nobody in view",
+      live: "Room: " + room.title, settling: "Room: reading the faces", dark: "Too dark to read faces", nobody: "Nobody in view",
       starting: "Moodbox is starting", privacy: "Camera off (privacy mode)", failing: "The camera is not working",
       lost: "Lost connection to Moodbox",
     }[room.state];
@@ -195,8 +198,9 @@
       const faces = s.faces || [];
       const camLive = room.state !== "privacy" && room.state !== "failing" && room.state !== "starting";
       const skipped = (s.ignored_faces || []).length;  // in an area marked on the Settings page (a TV, a poster)
+      const unread = (s.dark_faces || []).length;
       $("#faces").textContent = !camLive ? "not looking" : (faces.length ? faces.length + ": " + faces.map((f) => feels(f.emotion)).join(", ") : "none") +
-        (skipped ? " (+" + skipped + " ignored)" : "");
+        (unread ? " (+" + unread + " too dark)" : "") + (skipped ? " (+" + skipped + " ignored)" : "");
       const cam = s.camera || {};
       $("#camera").textContent = room.state === "privacy" ? "off (privacy mode)" : room.state === "failing" ? "not working, retrying" :
         cam.state === "live" ? "live · " + (cam.source || "") : "starting";
@@ -216,8 +220,9 @@
       const ap = s.autoplay || {};
       autoplayOn = ap.enabled !== false;
       const player = s.player || {};
-      // "nobody here" is the auto-play's reading of an empty room; while the camera is not looking it means nothing.
-      const waiting = ap.next || (!camLive && ap.waiting === "nobody here") ? "" : ap.waiting;
+      // "nobody here" is the auto-play's reading of an empty room; while the camera is not looking, or someone is
+      // there in the dark, it says nothing true.
+      const waiting = ap.next || ((!camLive || room.state === "dark") && ap.waiting === "nobody here") ? "" : ap.waiting;
       $("#player-state").textContent = [waiting, player.message].filter(Boolean).join(" · ");
 
       const btn = $("#autoplay-toggle");
@@ -435,7 +440,8 @@
       if (size && size[0] > 0 && size[1] > 0) { frame = size; map.style.aspectRatio = size[0] + " / " + size[1]; }
       const [W, H] = frame;
       const boxes = (s.faces || []).map((f) => ({ box: f.box, emotion: f.emotion }))
-        .concat((s.ignored_faces || []).map((box) => ({ box, ignored: true })));
+        .concat((s.ignored_faces || []).map((box) => ({ box, ignored: "ignored" })))
+        .concat((s.dark_faces || []).map((box) => ({ box, ignored: "too dark" })));
       const els = $$(".face", map);
       boxes.forEach((f, i) => {
         let el = els[i];
@@ -450,9 +456,9 @@
           el = fresh;
         }
         const [x, y, w, h] = f.box;
-        el.className = "face" + (f.ignored ? " ignored" : "");
+        el.className = "face" + (f.ignored ? " ignored" : "");  // "too dark" is drawn like "ignored": not read
         el.dataset.box = JSON.stringify([x / W, y / H, w / W, h / H]);
-        el.textContent = f.ignored ? "ignored" : f.emotion;
+        el.textContent = f.ignored || f.emotion;
         if (!f.ignored) el.setAttribute("aria-label", "Ignore the spot of this " + f.emotion + " face (a TV, a poster)");
         el.style.left = (x + w / 2) / W * 100 + "%"; el.style.top = (y + h / 2) / H * 100 + "%";
         el.style.width = w / W * 100 + "%"; el.style.height = h / H * 100 + "%";
