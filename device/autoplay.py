@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from device.events import EMOTIONS, NOBODY, MoodChange
+from device.events import EMOTIONS, NOBODY, MoodChange, Reading
 from device.player import Player, PlayerError, Playing
 from device.roomview import RoomView
 from device.settings import Settings
@@ -58,6 +58,7 @@ class AutoPlay:
         self._asked = False  # the household asked from the page: the next play skips cooldown and hands off
         self.paused_at: float | None = None  # when Moodbox paused its music in an empty room
         self.paused: Playing | None = None  # that music, to play on from when the same mood is back
+        self.seen_in_dark_at: float | None = None  # the last face too dark to read: someone is here, mood or not
         self._wake = threading.Condition()
         self._stop = False
         self._dirty = False  # set under _wake by anything that calls for a decision; never lost between waits
@@ -70,6 +71,12 @@ class AutoPlay:
             self.mood, self.mood_at = change.mood, self._clock()
             self._dirty = True
             self._wake.notify()
+
+    def on_reading(self, reading: Reading) -> None:
+        """A frame: only its faces too dark to read matter here. They keep a room whose mood is "nobody" from
+        counting as empty, so the empty-room pause counts from the last of them."""
+        if reading.dark:
+            self.seen_in_dark_at = self._clock()  # one float, read by the decision thread: no lock needed
 
     def set_override(self, mood: str | None) -> None:
         """'Not my mood': hold `mood` for the configured time (None clears it)."""
@@ -249,7 +256,8 @@ class AutoPlay:
             return None
         if s.pause_when_empty_minutes <= 0 or s.privacy_mode or not s.autoplay:
             return None
-        return self.mood_at + s.pause_when_empty_minutes * 60
+        empty_since = max(self.mood_at, self.seen_in_dark_at or 0.0)
+        return empty_since + s.pause_when_empty_minutes * 60
 
     def _next(self) -> dict[str, Any] | None:
         """What Moodbox will play next and when (None: as soon as nothing holds it back), or None when the music

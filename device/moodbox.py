@@ -130,6 +130,7 @@ class Moodbox:
         )
         self.bus.subscribe("page-mood", self.view.on_mood, MoodChange)
         self.bus.subscribe("autoplay", self.autoplay.on_mood, MoodChange)
+        self.bus.subscribe("autoplay-dark", self.autoplay.on_reading, Reading, size=4)
         self.bus.subscribe("history", self._record, MoodChange)
         self.bus.subscribe("home-assistant", self.home_assistant.on_mood, MoodChange)
         self.autoplay.start()

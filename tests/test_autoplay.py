@@ -259,6 +259,26 @@ def test_an_empty_room_pauses_moodbox_music_and_the_next_mood_starts_it_again(ri
     assert "paused" not in view.snapshot()["playing"] and auto.paused_at is None
 
 
+def test_someone_in_the_dark_keeps_the_room_from_counting_as_empty(rig):
+    """A face too dark to read is someone here: the empty-room pause counts from the last one seen."""
+    from device.events import Face, Reading
+
+    fake, auto, holder, clock, _ = rig
+    holder["s"] = holder["s"].model_copy(update={"pause_when_empty_minutes": 10})
+    mood(auto, clock, "happy")
+    auto.step()
+    mood(auto, clock, "nobody")
+    clock.advance(5 * 60)
+    auto.on_reading(Reading(clock(), (), (640, 480), dark=(Face(200, 150, 120, 120, 0.9),)))
+    clock.advance(5 * 60 + 1)  # 10 minutes after "nobody", 5 after the face in the dark
+    auto.step()
+    assert pauses(fake) == [] and fake.playback["is_playing"]
+    auto.on_reading(Reading(clock(), (), (640, 480)))  # a frame with nobody in it changes nothing
+    clock.advance(5 * 60)
+    auto.step()
+    assert len(pauses(fake)) == 1 and not fake.playback["is_playing"]
+
+
 def empty_then_back(auto: AutoPlay, clock: Clock, back_as: str) -> None:
     """Happy music plays, the room is empty long enough for the pause, then someone is back looking `back_as`."""
     mood(auto, clock, "happy")
