@@ -517,6 +517,11 @@ model scores 65.8% on this split. The project's goal is 73.5% int8 on PrivateTes
   the Public Interest, 2019). The model recognises *expressions that resemble the labelled examples*, not
   emotions.
 - Grey 48x48 input: glasses, strong side light, profiles and partly covered faces reduce accuracy.
+- **Darkness.** On the realval photos darkened as by a camera whose exposure has run out (`python -m
+  models.darkness`), faces whose box averages under 16 grey levels of 255 are read right less than half the
+  time, and most sure readings of the darkest say "angry". The device does not read such faces (README, "The
+  lights go off"). The rule looks at brightness alone, so in a dim room it holds back a face with darker skin
+  sooner than one with lighter skin; realval cannot say by how much.
 
 ## Intended use
 
