@@ -233,9 +233,9 @@ def test_a_failing_camera_greys_the_mood_and_says_why(phone):
 
 
 def test_the_page_says_starting_until_the_camera_gives_a_picture(browser, fake, tmp_path):
-    """A camera that has not delivered its first frame yet (here a stream nobody writes to yet): the page says
-    Moodbox is starting, not that the room is empty or that the camera failed, and turns live with the first
-    frames."""
+    """A camera that has not delivered its first frame yet (here a stream whose writer has sent its header and
+    holds back the frames until the test lets them go): the page says Moodbox is starting, not that the room is
+    empty or that the camera failed, and turns live with the first frames."""
     import threading
 
     from benchmarks.pi_speed import FPS, HEIGHT, WIDTH, crowd_frames
@@ -246,14 +246,15 @@ def test_the_page_says_starting_until_the_camera_gives_a_picture(browser, fake, 
         f'[camera]\nsource = "replay"\nreplay_path = "{fifo}"\nreplay_pace = "realtime"\nreplay_loop = false\n'
         f'[spotify]\naccounts_url = "{fake.url}"\napi_url = "{fake.api_url}"\nredirect_port = {free_port()}\n'
     )
-    d = start_box(tmp_path, fake)
-    stop = threading.Event()
+    stop, first_frame = threading.Event(), threading.Event()
 
     def camera() -> None:  # a 640x480 stream at 15 fps, written like a camera delivers it
         grey, chroma = crowd_frames("happy", variants=1)[0].tobytes(), bytes([128]) * (WIDTH * HEIGHT // 2)
         try:
-            with open(fifo, "wb") as f:
+            with open(fifo, "wb") as f:  # returns once the daemon opens its end
                 f.write(f"YUV4MPEG2 W{WIDTH} H{HEIGHT} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
+                f.flush()  # the stream has begun; OpenCV's open now waits for its first frame
+                first_frame.wait()
                 while not stop.is_set():
                     f.write(b"FRAME\n" + grey + chroma)
                     time.sleep(1 / FPS)
@@ -261,6 +262,8 @@ def test_the_page_says_starting_until_the_camera_gives_a_picture(browser, fake, 
             pass  # the daemon stopped first
 
     writer = threading.Thread(target=camera, daemon=True)
+    writer.start()
+    d = start_box(tmp_path, fake)
     try:
         d.login().close()
         page = signed_in(browser, d.base)
@@ -271,13 +274,14 @@ def test_the_page_says_starting_until_the_camera_gives_a_picture(browser, fake, 
         expect(page.locator("#faces")).to_have_text("not looking")
         expect(page.locator("#camera")).to_have_text("starting")
         shot(page, "now-starting")
-        writer.start()
+        first_frame.set()
         expect(card).not_to_have_attribute("data-live", "starting", timeout=30_000)
         expect(page.locator("#camera")).to_contain_text("live")
         expect(page.locator("#faces")).to_contain_text("5: ", timeout=30_000)
         page.context.close()
     finally:
         stop.set()
+        first_frame.set()
         d.stop()
 
 
