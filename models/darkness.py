@@ -60,6 +60,8 @@ def measure(model: Path, folder: Path | None = None, gains=GAINS, noise=NOISE, l
                 box = dark[max(0, y) : y + h, max(0, x) : x + w]
                 p = np.asarray(best.probabilities)
                 faces.append((gain, sigma, float(box.mean()), float(p.max()) >= SURE, int(p.argmax()), label))
+    if not faces:
+        raise SystemExit(f"no face was found in any darkened photo of {folder}: check the face detector")
     gain_of, _, mean, sure, pred, label = (np.array(c) for c in zip(*faces))
     right = pred == label
     angry = pred == CLASS_NAMES.index("angry")
