@@ -14,8 +14,15 @@ _STOP = object()
 
 
 class _Subscriber:
-    def __init__(self, name: str, callback: Callable[[Any], None], types: tuple[type, ...], size: int) -> None:
-        self.name, self.callback, self.types = name, callback, types
+    def __init__(
+        self,
+        name: str,
+        callback: Callable[[Any], None],
+        types: tuple[type, ...],
+        size: int,
+        only: Callable[[Any], bool] | None = None,
+    ) -> None:
+        self.name, self.callback, self.types, self.only = name, callback, types, only
         self.queue: queue.Queue = queue.Queue(size)
         self.dropped = 0
         self.thread = threading.Thread(target=self._run, name=f"bus-{name}", daemon=True)
@@ -23,6 +30,8 @@ class _Subscriber:
     def offer(self, event: Any) -> None:
         if self.types and not isinstance(event, self.types):
             return
+        if self.only is not None and not self.only(event):
+            return  # filtered on the publisher's thread: no queueing, no wake-up
         try:
             self.queue.put_nowait(event)
         except queue.Full:
@@ -45,9 +54,17 @@ class Bus:
     def __init__(self) -> None:
         self._subscribers: list[_Subscriber] = []
 
-    def subscribe(self, name: str, callback: Callable[[Any], None], *types: type, size: int = 256) -> None:
-        """Call `callback(event)` on a thread of its own for each published event of the given types (all if none)."""
-        sub = _Subscriber(name, callback, types, size)
+    def subscribe(
+        self,
+        name: str,
+        callback: Callable[[Any], None],
+        *types: type,
+        size: int = 256,
+        only: Callable[[Any], bool] | None = None,
+    ) -> None:
+        """Call `callback(event)` on a thread of its own for each published event of the given types (all if none)
+        for which `only(event)`, if given, is true; `only` runs on the publisher's thread, so it must be cheap."""
+        sub = _Subscriber(name, callback, types, size, only)
         self._subscribers.append(sub)
         sub.thread.start()
 

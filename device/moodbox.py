@@ -130,7 +130,8 @@ class Moodbox:
         )
         self.bus.subscribe("page-mood", self.view.on_mood, MoodChange)
         self.bus.subscribe("autoplay", self.autoplay.on_mood, MoodChange)
-        self.bus.subscribe("autoplay-dark", self.autoplay.on_reading, Reading, size=4)
+        # Only frames with a face too dark to read: the frame loop does not wake auto-play 15 times a second.
+        self.bus.subscribe("autoplay-dark", self.autoplay.on_reading, Reading, size=4, only=lambda r: bool(r.dark))
         self.bus.subscribe("history", self._record, MoodChange)
         self.bus.subscribe("home-assistant", self.home_assistant.on_mood, MoodChange)
         self.autoplay.start()

@@ -181,6 +181,24 @@ def test_slow_spotify_never_holds_up_the_frame_loop(rig):
         bus.close()
 
 
+def test_only_frames_with_a_face_in_the_dark_reach_auto_play():
+    """Wired as the daemon wires it: the filter runs on the frame loop's thread, so ordinary frames queue nothing."""
+    from device.events import Face, Reading
+
+    got, bus = [], Bus()
+    bus.subscribe("autoplay-dark", got.append, Reading, size=4, only=lambda r: bool(r.dark))
+    try:
+        for i in range(50):
+            bus.publish(Reading(i, (), (640, 480)))
+        bus.publish(Reading(50, (), (640, 480), dark=(Face(1, 1, 60, 60, 0.9),)))
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [r.t for r in got] == [50] and bus._subscribers[0].dropped == 0
+    finally:
+        bus.close()
+
+
 def test_a_mood_that_arrives_while_a_decision_runs_is_not_lost(rig):
     """The worker decides outside its lock; a mood announced meanwhile must still be acted on at once,
     not after the worker's idle wait of up to a minute."""
