@@ -6,6 +6,8 @@
   doing so for `dwell_seconds` before it is announced.
 - With no face for `nobody_after_seconds`, the mood becomes "nobody". A face too dark to read (`Reading.dark`)
   adds nothing to the average but counts as someone here: in the dark the mood holds.
+- `someone_here` says whether a face, readable or too dark, was seen within `nobody_after_seconds`: Home
+  Assistant's occupancy sensor, which a person walking into a dark room that was already "nobody" turns on.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class MoodEngine:
         self.average = np.full(len(EMOTIONS), 1 / len(EMOTIONS))
         self._window: deque[tuple[float, np.ndarray, float]] = deque()
         self._last_face_t: float | None = None
+        self.someone_here = False
         self._candidate: str | None = None
         self._candidate_since = 0.0
 
@@ -68,6 +71,7 @@ class MoodEngine:
         if combined is not None:
             self._window.append((t, combined[0], combined[1]))
             self._last_face_t = t
+        self.someone_here = self._last_face_t is not None and t - self._last_face_t < s.nobody_after_seconds
         while self._window and self._window[0][0] <= t - s.window_seconds:
             self._window.popleft()
 

@@ -45,6 +45,7 @@ class Box(Protocol):
     pipeline: Any
     feed: Any
     classifier: Any
+    engine: Any
 
     @property
     def settings(self) -> Any: ...
@@ -147,7 +148,7 @@ class HomeAssistant:
         return {
             "mood": self._mood,
             "mood/attributes": json.dumps({"confidence": round(self._confidence, 2), "faces": len(snap["faces"])}),
-            "present": OFF if self._mood == NOBODY else ON,
+            "present": ON if self._mood != NOBODY or box.engine.someone_here else OFF,  # a face too dark to read too
             "playing": now_playing(snap.get("playing")),
             "autoplay": ON if s.autoplay else OFF,
             "hold": held or LET_MOODBOX_DECIDE,
