@@ -10,7 +10,8 @@ no `../shared` (fer2013.npz alone is 79 MB), has PyTorch but no TensorFlow, and 
 most 16 MiB. So `pack` stores the 28,709 Training faces as one JPEG (quality 95) mosaic and PublicTest as a
 lossless PNG mosaic, with the labels and FER+ votes; `train` rebuilds a fer2013.npz from them and runs
 `models.train` with a time budget (the cosine schedule is laid over the minutes given, so the run always ends
-in time, with as many epochs as fit); it writes the best weights in fp16, split into files of at most 16 MiB,
+in time, with as many epochs as fit); it writes the best weights (the epoch's or their moving average's,
+whichever scores higher on PublicTest) in fp16, split into files of at most 16 MiB,
 and the training log. `unpack` joins them into a checkpoint that `models.convert` reads on the CPU.
 PrivateTest is never packed: it stays for the evaluation here.
 """
@@ -148,6 +149,8 @@ def export(checkpoint: Path, out: Path) -> list[Path]:
         files[-1].write_bytes(part)
     args = {k: str(v) if isinstance(v, Path) else v for k, v in (ckpt.get("args") or {}).items()}
     manifest = {"parts": len(parts), "epoch": ckpt["epoch"], "public_test": ckpt.get("public_test"), "args": args}
+    if ckpt.get("ema"):
+        manifest["ema"] = ckpt["ema"]
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     files.append(out / "manifest.json")
     return files
@@ -164,11 +167,22 @@ def unpack(files_dir: Path, to: Path) -> Path:
     to.parent.mkdir(parents=True, exist_ok=True)
     args = dict(manifest.get("args") or {})
     args.pop("init", None)
-    torch.save({"model": state, "epoch": manifest["epoch"], "public_test": manifest["public_test"], "args": args}, to)
+    ckpt = {"model": state, "epoch": manifest["epoch"], "public_test": manifest["public_test"], "args": args}
+    torch.save(ckpt | ({"ema": manifest["ema"]} if manifest.get("ema") else {}), to)
     log = files_dir / "train_log.jsonl"
     if log.exists():
         (to.parent / "train_log.jsonl").write_bytes(log.read_bytes())
     return to
+
+
+def better_of(*checkpoints: Path) -> Path:
+    """Of the run's best weights and best weight average, the one with the higher PublicTest accuracy."""
+    import torch
+
+    def acc(path: Path) -> float:
+        return torch.load(path, map_location="cpu", weights_only=False)["public_test"]["acc"]
+
+    return max((c for c in checkpoints if c.is_file()), key=acc)
 
 
 def train(pack_dir: Path, out: Path, minutes: float, extra: list[str]) -> dict:
@@ -182,7 +196,7 @@ def train(pack_dir: Path, out: Path, minutes: float, extra: list[str]) -> dict:
     if "--epochs" not in extra:
         argv += ["--epochs", "300"]
     best = trainer.main(argv)
-    files = export(runs / "best.pt", out)
+    files = export(better_of(runs / "best.pt", runs / "ema_best.pt"), out)
     (out / "train_log.jsonl").write_bytes((runs / "train_log.jsonl").read_bytes())
     print(json.dumps({"best": best, "files": [f.name for f in files]}))
     return best

@@ -10,6 +10,10 @@ checkout or `git clean` never loses a run. `last.pt` is written atomically every
 included, with the data order and augmentation state, so a run killed at any moment resumes where it stopped
 when the same command is started again.
 
+Beside the weights it keeps their exponential moving average (--ema), evaluated after every epoch and saved as
+`ema_best.pt` when its PublicTest is the best yet: at a high learning rate the raw weights jump between epochs (on
+real photos by several points), and the average is the steadier model to check in.
+
 Training split for training, PublicTest to pick the epoch; PrivateTest is never read here.
 Targets blend the FER2013 label with the FER+ crowd-vote distribution (--soft-weight).
 """
@@ -17,6 +21,7 @@ Targets blend the FER2013 label with the FER+ crowd-vote distribution (--soft-we
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -83,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--stop-after-batches", type=int, default=0, help=argparse.SUPPRESS
     )  # tests: save mid-epoch and stop, as a kill right after a save would
     p.add_argument("--save-minutes", type=float, default=5.0, help="write last.pt at least this often, mid-epoch too")
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.999,
+        help="decay of the weights' moving average, per batch (0.999: about 1000 batches); 0 = none",
+    )
     return p.parse_args(argv)
 
 
@@ -100,8 +111,40 @@ def learning_rate(step: int, total: int, warmup: int, peak: float) -> float:
     return 0.5 * peak * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+class WeightAverage:
+    """An exponential moving average of a model's weights and batch-norm statistics, updated after each step.
+
+    The decay ramps up from 0.1 over the first updates ((1 + n) / (10 + n)), so a fresh run's average is not
+    held at its random start; a run resumed from a checkpoint without one starts it from the weights it has.
+    """
+
+    def __init__(self, model: VGG16, decay: float) -> None:
+        self.decay, self.updates = decay, 0
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self._pairs = [
+            (a, b)
+            for a, b in zip(self.model.state_dict().values(), model.state_dict().values(), strict=True)
+            if a.is_floating_point()
+        ]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        weight = 1 - min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_([a for a, _ in self._pairs], [b for _, b in self._pairs], weight)
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "decay": self.decay, "updates": self.updates}
+
+    def load(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.updates = state["updates"]
+
+
 @torch.no_grad()
-def evaluate(model: VGG16, split: Split, device: torch.device, dtype: torch.dtype | None) -> dict[str, float]:
+def evaluate(
+    model: VGG16, split: Split, device: torch.device, dtype: torch.dtype | None, flip: bool = True
+) -> dict[str, float]:
     model.eval()
     plain, flipped = [], []
     for i in range(0, len(split), 256):
@@ -109,14 +152,14 @@ def evaluate(model: VGG16, split: Split, device: torch.device, dtype: torch.dtyp
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             p = F.softmax(model(x).float(), 1)
-            pf = F.softmax(model(torch.flip(x, dims=[3])).float(), 1)
+            if flip:
+                flipped.append(((p + F.softmax(model(torch.flip(x, dims=[3])).float(), 1)) / 2).cpu())
         plain.append(p.cpu())
-        flipped.append(((p + pf) / 2).cpu())
     y = torch.from_numpy(split.labels)
-    return {
-        "acc": float((torch.cat(plain).argmax(1) == y).float().mean()),
-        "acc_flip_tta": float((torch.cat(flipped).argmax(1) == y).float().mean()),
-    }
+    result = {"acc": float((torch.cat(plain).argmax(1) == y).float().mean())}
+    if flip:
+        result["acc_flip_tta"] = float((torch.cat(flipped).argmax(1) == y).float().mean())
+    return result
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -157,6 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
     total_steps = steps_per_epoch * args.epochs
     warmup = int(args.warmup_epochs * steps_per_epoch)
     start_epoch, start_batch, best, resume_state = 0, 0, {"acc": -1.0}, None
+    best_ema = {"acc": -1.0}
     if args.init:
         args.init = args.init.resolve()  # the conversion follows it back to the first stage's log
         if not args.init.is_file():
@@ -165,17 +209,33 @@ def main(argv: list[str] | None = None) -> dict:
         model.load_state_dict(init["model"])
         acc = init.get("public_test", {}).get("acc")
         print(f"starting from the weights in {args.init}" + (f" (PublicTest {acc:.4f})" if acc is not None else ""))
-    last = args.out / "last.pt"
+    last, state = args.out / "last.pt", None
     if last.exists() and not args.no_resume and not args.smoke:
         state = torch.load(last, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start_epoch, best = state["epoch"] + 1, state["best"]
+        best_ema = state.get("best_ema", best_ema)
+        if state.get("torch_rng") is not None:
+            torch.set_rng_state(state["torch_rng"])
         if state.get("batch"):  # saved mid-epoch: continue that epoch at the next batch
             start_epoch, start_batch, resume_state = state["epoch"], state["batch"], state
             print(f"resumed from {last} in epoch {start_epoch + 1} at batch {start_batch}/{steps_per_epoch}")
         else:
             print(f"resumed from {last} after epoch {state['epoch'] + 1}; best PublicTest so far {best['acc']:.4f}")
+
+    ema = WeightAverage(model, args.ema) if args.ema > 0 else None
+    if ema is not None and state is not None:
+        if state.get("ema"):
+            ema.load(state["ema"])
+        else:
+            print("the checkpoint has no weight average: the average starts from its weights")
+
+    def saved(extra: dict) -> dict:
+        """What last.pt holds: the weights, the optimiser, the average and where the run is."""
+        kept = {"model": model.state_dict(), "optimizer": opt.state_dict(), "best": best, "best_ema": best_ema}
+        kept["torch_rng"] = torch.get_rng_state()  # dropout's masks: a resumed run draws the ones it would have
+        return kept | ({"ema": ema.state()} if ema is not None else {}) | extra
 
     log_path = args.out / ("smoke_log.jsonl" if args.smoke else "train_log.jsonl")
     run_start, out_of_time, batches_this_run = time.time(), False, 0
@@ -221,26 +281,29 @@ def main(argv: list[str] | None = None) -> dict:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                ema.update()
             running = 0.98 * running + 0.02 * loss.item() if b else loss.item()
             bar.set_postfix(loss=f"{running:.3f}", lr=f"{lr:.4f}")
             batches_this_run += 1
             stop_now = bool(args.stop_after_batches) and batches_this_run >= args.stop_after_batches
             due = time.time() - saved_at > args.save_minutes * 60 or stop_now
             if due and not (args.smoke or on_gpu) and b + 1 < steps_per_epoch:
-                mid = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "best": best}
-                mid |= {"batch": b + 1, "generator": gen.get_state(), "running_loss": running}
-                save_atomically(mid | {"seconds": spent + time.time() - t0}, last)
+                mid = {"epoch": epoch, "batch": b + 1, "generator": gen.get_state(), "running_loss": running}
+                save_atomically(saved(mid | {"seconds": spent + time.time() - t0}), last)
                 saved_at = time.time()
                 if stop_now:
                     print(f"stopped in epoch {epoch + 1} after batch {b + 1}; saved {last}")
                     return best
         metrics = evaluate(model, val, device, dtype)
+        ema_metrics = evaluate(ema.model, val, device, dtype, flip=False) if ema is not None else None
         record = {
             "epoch": epoch + 1,
             "loss": running,
             "lr": lr,
             "seconds": round(spent + time.time() - t0, 1),
             "public_test": metrics,
+            **({"public_test_ema": ema_metrics} if ema_metrics else {}),
             "precision": "bf16" if dtype else "fp32",
             "device": device.type,
         }
@@ -253,10 +316,15 @@ def main(argv: list[str] | None = None) -> dict:
                 {"model": model.state_dict(), "epoch": epoch, "public_test": metrics, "args": vars(args)},
                 args.out / ("smoke_best.pt" if args.smoke else "best.pt"),
             )
-        if not (args.smoke or args.minutes):  # a time-budgeted run is not resumed (its schedule is the clock)
+        if ema_metrics and ema_metrics["acc"] > best_ema["acc"]:
+            best_ema = {"acc": ema_metrics["acc"], "epoch": epoch + 1}
             save_atomically(
-                {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "best": best}, last
+                {"model": ema.model.state_dict(), "epoch": epoch, "public_test": ema_metrics, "args": vars(args)}
+                | {"ema": {"decay": ema.decay, "updates": ema.updates}},
+                args.out / ("smoke_ema_best.pt" if args.smoke else "ema_best.pt"),
             )
+        if not (args.smoke or args.minutes):  # a time-budgeted run is not resumed (its schedule is the clock)
+            save_atomically(saved({"epoch": epoch}), last)
         epochs_this_run += 1
         if out_of_time or (args.max_epochs_this_run and epochs_this_run >= args.max_epochs_this_run):
             break
