@@ -114,7 +114,7 @@ def learning_rate(step: int, total: int, warmup: int, peak: float) -> float:
 class WeightAverage:
     """An exponential moving average of a model's weights and batch-norm statistics, updated after each step.
 
-    The decay ramps up from 0.1 over the first updates ((1 + n) / (10 + n)), so a fresh run's average is not
+    The decay ramps up from about 0.2 over the first updates ((1 + n) / (10 + n)), so a fresh run's average is not
     held at its random start; a run resumed from a checkpoint without one starts it from the weights it has.
     """
 
