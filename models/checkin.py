@@ -31,8 +31,8 @@ def describe(checkpoint: Path) -> str:
     epochs = (state.get("args") or {}).get("epochs", "?")
     public = (state.get("public_test") or {}).get("acc")
     seen = f", PublicTest {100 * public:.1f}% at its best epoch" if public is not None else ""
-    what = "weight average (decay {decay}) after" if state.get("ema") else "best checkpoint after"
-    what = what.format(**(state.get("ema") or {}))
+    ema = state.get("ema")
+    what = f"weight average (decay {ema['decay']}) after" if ema else "best checkpoint after"
     return f"{what} epoch {state.get('epoch', -1) + 1} of {epochs}{seen}"
 
 

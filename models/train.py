@@ -121,17 +121,15 @@ class WeightAverage:
     def __init__(self, model: VGG16, decay: float) -> None:
         self.decay, self.updates = decay, 0
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self._pairs = [
-            (a, b)
-            for a, b in zip(self.model.state_dict().values(), model.state_dict().values(), strict=True)
-            if a.is_floating_point()
-        ]
+        # State-dict tensors share storage with the modules': the average is updated in place, from the live weights.
+        pairs = zip(self.model.state_dict().values(), model.state_dict().values(), strict=True)
+        self._average, self._live = map(list, zip(*((a, b) for a, b in pairs if a.is_floating_point()), strict=True))
 
     @torch.no_grad()
     def update(self) -> None:
         self.updates += 1
         weight = 1 - min(self.decay, (1 + self.updates) / (10 + self.updates))
-        torch._foreach_lerp_([a for a, _ in self._pairs], [b for _, b in self._pairs], weight)
+        torch._foreach_lerp_(self._average, self._live, weight)
 
     def state(self) -> dict:
         return {"model": self.model.state_dict(), "decay": self.decay, "updates": self.updates}
