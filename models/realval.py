@@ -191,18 +191,30 @@ def float_scores(
     photos: list[Photo], checkpoint: Path, flip: bool = False, logit_shift: np.ndarray | None = None
 ) -> dict:
     """The same photos and crops through a float PyTorch checkpoint (to judge a model before converting it)."""
-    import torch
 
     from models.evaluate import float_net
 
-    net = float_net(checkpoint, logit_shift)
+    return net_scores(photos, float_net(checkpoint, logit_shift), flip)
+
+
+def net_scores(photos: list[Photo], net, flip: bool = False, logit_shift: np.ndarray | None = None) -> dict:
+    """The photos' crops through a PyTorch model in float (on the device it lives on), scored as `score` does."""
+    import torch
+
     crops = [ph.crop for ph in photos if ph.crop is not None]
-    x = torch.from_numpy(np.stack(crops)).float().unsqueeze(1)
+    if not crops:
+        return score(photos, [None] * len(photos))
+    device = next(net.parameters()).device
+    x = torch.from_numpy(np.stack(crops)).float().unsqueeze(1).to(device)
+    shift = torch.as_tensor(0.0 if logit_shift is None else logit_shift, device=device)
+    was_training = net.training
+    net.eval()
     with torch.no_grad():
-        p = torch.softmax(net(x), 1)
+        p = torch.softmax(net(x).float() + shift, 1)
         if flip:
-            p = (p + torch.softmax(net(torch.flip(x, dims=[3])), 1)) / 2
-    it = iter(p.numpy())
+            p = (p + torch.softmax(net(torch.flip(x, dims=[3])).float() + shift, 1)) / 2
+    net.train(was_training)
+    it = iter(p.cpu().numpy())
     return score(photos, [next(it) if ph.crop is not None else None for ph in photos])
 
 

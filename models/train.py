@@ -14,6 +14,10 @@ Beside the weights it keeps their exponential moving average (--ema), evaluated 
 `ema_best.pt` when its PublicTest is the best yet: at a high learning rate the raw weights jump between epochs (on
 real photos by several points), and the average is the steadier model to check in.
 
+With --realval it also scores both on the real photos of ../shared/data/realval after every epoch (float, the
+device's detector and crop, the shipped logit adjustment), so a long run's progress on real faces shows in its log
+without a check-in. Those numbers are for watching only: the epoch is still picked by PublicTest alone.
+
 Training split for training, PublicTest to pick the epoch; PrivateTest is never read here.
 Targets blend the FER2013 label with the FER+ crowd-vote distribution (--soft-weight).
 """
@@ -94,7 +98,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.999,
         help="decay of the weights' moving average, per batch (0.999: about 1000 batches); 0 = none",
     )
+    p.add_argument(
+        "--realval",
+        action="store_true",
+        help="after every epoch also score the weights and their average on realval (to watch, never to pick)",
+    )
     return p.parse_args(argv)
+
+
+REALVAL_TAU = 0.5  # the shipped model's post-hoc logit adjustment (models.convert --logit-adjust)
+
+
+def realval_watch(enabled: bool):
+    """A function that scores a model on realval's crops, or None. The device's detector finds the faces once (the
+    crop does not depend on the classifier's weights); each call then costs one float pass over ~250 crops."""
+    if not enabled:
+        return None
+    from models.fer import logit_adjustment
+    from models.realval import net_scores, realval_dir, run_photos
+
+    folder = realval_dir()
+    if not (folder / "labels.csv").is_file():
+        print(f"--realval: no {folder / 'labels.csv'}; training goes on without it (set MOODBOX_REALVAL to the folder)")
+        return None
+    t0 = time.time()
+    photos = run_photos(Path(__file__).resolve().parent / "emotion_vgg16_int8.tflite", folder)
+    shift = logit_adjustment(REALVAL_TAU)
+    found = sum(ph.crop is not None for ph in photos)
+    print(f"--realval: {found} faces in {len(photos)} photos of {folder} ({time.time() - t0:.0f} s)")
+
+    def watch(model: VGG16) -> dict:
+        r = net_scores(photos, model, logit_shift=shift)
+        return {k: r[k] for k in ("accuracy_all", "macro_f1", "recall")} | {"logit_adjustment_tau": REALVAL_TAU}
+
+    return watch
 
 
 def cpu_has_bf16() -> bool:
@@ -228,6 +265,7 @@ def main(argv: list[str] | None = None) -> dict:
         kept["torch_rng"] = torch.get_rng_state()  # dropout's masks: a resumed run draws the ones it would have
         return kept | ({"ema": ema.state()} if ema is not None else {}) | extra
 
+    watch = realval_watch(args.realval)
     log_path = args.out / ("smoke_log.jsonl" if args.smoke else "train_log.jsonl")
     run_start, out_of_time, batches_this_run = time.time(), False, 0
     epochs_this_run = 0
@@ -289,6 +327,11 @@ def main(argv: list[str] | None = None) -> dict:
         # Single crop only: a mirrored pass cost about 3% of a CPU epoch (41 s of 1446 here) and nothing picked by it.
         metrics = evaluate(model, val, device, dtype)
         ema_metrics = evaluate(ema.model, val, device, dtype) if ema is not None else None
+        watched = {}
+        if watch is not None:
+            watched["realval"] = watch(model)
+            if ema is not None:
+                watched["realval_ema"] = watch(ema.model)
         record = {
             "epoch": epoch + 1,
             "loss": running,
@@ -296,6 +339,7 @@ def main(argv: list[str] | None = None) -> dict:
             "seconds": round(spent + time.time() - t0, 1),
             "public_test": metrics,
             **({"public_test_ema": ema_metrics} if ema_metrics else {}),
+            **watched,
             "precision": "bf16" if dtype else "fp32",
             "device": device.type,
         }

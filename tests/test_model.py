@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -10,6 +11,25 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, isolated_env
+
+
+@pytest.fixture(scope="module")
+def tiny_realval(tmp_path_factory):
+    """Two realval photos of each class (links to the real files), so that a tiny run watches realval quickly."""
+    from models.fer import CLASS_NAMES
+    from models.realval import realval_dir
+
+    src, out = realval_dir(), tmp_path_factory.mktemp("realval")
+    rows = list(csv.DictReader((src / "labels.csv").open()))
+    picked = [r for c in CLASS_NAMES for r in [r for r in rows if r["label"] == c][:2]]
+    for r in picked:
+        (out / r["file"]).parent.mkdir(exist_ok=True)
+        (out / r["file"]).symlink_to(src / r["file"])
+    with (out / "labels.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(picked)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +159,38 @@ def test_training_killed_mid_epoch_resumes_where_it_stopped(tmp_path):
     assert best["public_test"]["acc"] == a["public_test_ema"]["acc"] and best["ema"]["decay"] == 0.999
 
 
+def test_training_watches_realval_after_every_epoch(tmp_path, tiny_realval):
+    """--realval logs the raw weights' and the average's realval scores, the same ones a checkpoint gets."""
+    import torch
+
+    from models.fer import CLASS_NAMES, logit_adjustment
+    from models.realval import float_scores, run_photos
+
+    env = isolated_env(tmp_path, MOODBOX_REALVAL=str(tiny_realval))
+    run = tmp_path / "run"
+    common = ["models.train", "--train-faces", "320", "--batch", "32", "--epochs", "1", "--threads", "1", "--realval"]
+    r = _run([*common, "--out", str(run)], env)
+    assert f"--realval: 14 faces in 14 photos of {tiny_realval}" in r.stdout
+    entry = json.loads((run / "train_log.jsonl").read_text().splitlines()[-1])
+    photos = run_photos(REPO / "models" / "emotion_vgg16_int8.tflite", tiny_realval)
+    shift = logit_adjustment(0.5)  # the shipped model's, as every check-in measures
+    for key, checkpoint in (("realval", "last.pt"), ("realval_ema", "ema_best.pt")):
+        logged = entry[key]
+        assert set(logged["recall"]) == set(CLASS_NAMES) and logged["logit_adjustment_tau"] == 0.5
+        again = float_scores(photos, run / checkpoint, logit_shift=shift)
+        if checkpoint == "ema_best.pt":
+            assert torch.load(run / checkpoint, weights_only=False)["epoch"] == 0  # the average after epoch 1
+        # Another process, thread count and memory layout: a near-tie on an untrained model may flip one photo.
+        assert logged["accuracy_all"] == pytest.approx(again["accuracy_all"], abs=1.01 / 14), key
+    # The epoch is still picked by PublicTest: best.pt records that, and nothing of realval.
+    assert set(torch.load(run / "best.pt", weights_only=False)["public_test"]) == {"acc"}
+
+    env["MOODBOX_REALVAL"] = str(tmp_path / "nowhere")
+    r = _run([*common, "--out", str(tmp_path / "without"), "--stop-after-batches", "1"], env)
+    assert f"--realval: no {tmp_path / 'nowhere' / 'labels.csv'}; training goes on without it" in r.stdout
+    assert "stopped in epoch 1 after batch 1" in r.stdout
+
+
 def test_a_checkpoint_from_before_the_weight_average_resumes_with_one(tmp_path):
     """The long run began before --ema: its last.pt has no average, and resuming starts one from its weights."""
     import torch
@@ -155,9 +207,9 @@ def test_a_checkpoint_from_before_the_weight_average_resumes_with_one(tmp_path):
     assert (tmp_path / "ema_best.pt").is_file()
 
 
-def test_long_run_script_keeps_its_checkpoints_outside_the_tree_and_resumes(tmp_path):
+def test_long_run_script_keeps_its_checkpoints_outside_the_tree_and_resumes(tmp_path, tiny_realval):
     """models/long_run.sh, the command the long CPU run is started (and restarted) with, at a tiny size."""
-    env = isolated_env(tmp_path) | {"MOODBOX_TRAIN_DIR": str(tmp_path / "train")}
+    env = isolated_env(tmp_path, MOODBOX_TRAIN_DIR=str(tmp_path / "train"), MOODBOX_REALVAL=str(tiny_realval))
     tiny = ["--train-faces", "320", "--batch", "32", "--epochs", "1", "--threads", "1"]
 
     def start(*extra: str) -> subprocess.CompletedProcess:
@@ -173,6 +225,7 @@ def test_long_run_script_keeps_its_checkpoints_outside_the_tree_and_resumes(tmp_
     assert f"resumed from {tmp_path / 'train' / 'long' / 'last.pt'} in epoch 1 at batch 4/10" in r.stdout
     log = [json.loads(line) for line in (tmp_path / "train" / "long" / "train_log.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in log] == [1]
+    assert {"realval", "realval_ema"} <= set(log[0])  # it watches realval after every epoch
 
 
 def test_gpu_script_packs_trains_and_unpacks_at_a_tiny_size(tmp_path):
