@@ -2,8 +2,17 @@
 
     python -m models.gpu pack                    # here: FER2013 Training + PublicTest into .gpu/ (gitignored)
     # on the GPU machine (the device tool, with carry [".gpu"]), one command of about 8 minutes:
-    python -m models.gpu train --minutes 7 --out "$OUT"
+    python -m models.gpu train --minutes 7 --photometric --out "$OUT"
     python -m models.gpu unpack FILES_DIR --to ~/.cache/moodbox/train/gpu/best.pt   # here, then convert
+
+or, to spend a whole lease (15 device-minutes) as on 2026-12-04, two commands on the same warm machine:
+
+    python -m models.gpu session scratch --minutes 7     # runs a and b side by side from random weights
+    python -m models.gpu session restart --minutes 4.6   # runs c and d: warm restarts from the better of those
+
+One run alone leaves the H200 mostly idle (batches of 64 faces of 48x48 px are tiny), so a session runs two side
+by side: each still made about 70 epochs in 7 minutes (median 5.9 s an epoch), the GPU 98% busy. The restart stage finds
+the first stage's checkpoints in WORK on the machine, which lasts only while it stays warm (30 s after a command).
 
 Why it is shaped like this: the GPU machine receives only the work tree plus packed files, 64 MiB in all, with
 no `../shared` (fer2013.npz alone is 79 MB), has PyTorch but no TensorFlow, and gives back at most 8 files of at
@@ -22,7 +31,9 @@ import argparse
 import io
 import json
 import os
+import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +48,16 @@ SEND_LIMIT = 64 * 2**20  # what the GPU machine receives: the tree plus the pack
 FILE_LIMIT = 16 * 2**20  # each file that comes back
 FILES_BACK = 8
 TILE = 48
+WORK = Path(tempfile.gettempdir()) / "moodbox-gpu"  # a session's runs, on the GPU machine, while it stays warm
+# A session's two stages, each two runs side by side (what a run adds to `models.train`'s options). The restart
+# stage also gets --init: the best checkpoint of every run in WORK so far.
+SESSION = {
+    "scratch": {"a": ["--photometric"], "b": ["--photometric", "--seed", "20261205"]},
+    "restart": {
+        "c": ["--photometric", "--lr", "0.005", "--warmup-epochs", "0.5"],
+        "d": ["--photometric", "--lr", "0.01", "--warmup-epochs", "0.5", "--seed", "11"],
+    },
+}
 
 
 def _mosaic(images: np.ndarray) -> np.ndarray:
@@ -185,10 +206,10 @@ def better_of(*checkpoints: Path) -> Path:
     return max((c for c in checkpoints if c.is_file()), key=acc)
 
 
-def train(pack_dir: Path, out: Path, minutes: float, extra: list[str]) -> dict:
+def train(pack_dir: Path, out: Path, minutes: float, extra: list[str], work: Path | None = None) -> dict:
     from models import train as trainer
 
-    work = Path(tempfile.mkdtemp(prefix="moodbox-gpu-"))
+    work = work or Path(tempfile.mkdtemp(prefix="moodbox-gpu-"))
     unpack_data(pack_dir, work / "data")
     os.environ["MOODBOX_DATA"] = str(work / "data")
     runs = work / "run"
@@ -202,6 +223,51 @@ def train(pack_dir: Path, out: Path, minutes: float, extra: list[str]) -> dict:
     return best
 
 
+def session(stage: str, pack_dir: Path, out: Path, minutes: float, extra: list[str], work: Path = WORK) -> dict:
+    """Run a stage's two trainings side by side, each into out/NAME, and print what each reached."""
+    runs = SESSION[stage]
+    init: list[str] = []
+    if stage == "restart":
+        found = sorted(work.glob("*/run/*best.pt"))
+        if not found:
+            raise SystemExit(
+                f"session restart: no checkpoints in {work}; run `session scratch` first, on the same machine "
+                "while it is still warm (it goes back 30 s after a command, and its files with it)"
+            )
+        init = ["--init", str(better_of(*found))]
+        print(f"restarting from {init[1]}", flush=True)
+    procs = {}
+    for name, options in runs.items():
+        if (work / name).exists():
+            raise SystemExit(f"session {stage}: {work / name} exists; this stage has already run on this machine")
+        (work / name).mkdir(parents=True)
+        cmd = [sys.executable, "-m", "models.gpu", "train", "--pack", str(pack_dir), "--out", str(out / name)]
+        cmd += ["--minutes", str(minutes), "--work", str(work / name), *options, *init, *extra]
+        log = (work / name / "stdout.log").open("w")
+        procs[name] = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    summary = {}
+    for name, proc in procs.items():
+        rc = proc.wait()
+        epochs = []
+        log_path = work / name / "run" / "train_log.jsonl"
+        if log_path.is_file():
+            epochs = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+        summary[name] = {"returncode": rc, "epochs": len(epochs)}
+        if epochs:
+            summary[name] |= {
+                "median_epoch_s": statistics.median(e["seconds"] for e in epochs),
+                "best_public_test": max(e["public_test"]["acc"] for e in epochs),
+                "best_public_test_ema": max(e.get("public_test_ema", {}).get("acc", 0.0) for e in epochs),
+            }
+        if rc:
+            tail = (work / name / "stdout.log").read_text()[-2000:].replace("\r", "\n")
+            print(f"== run {name} failed (exit {rc}):\n{tail}", flush=True)
+    print(json.dumps({"stage": stage, "minutes": minutes, "runs": summary}, indent=2), flush=True)
+    if all(r["returncode"] for r in summary.values()):
+        raise SystemExit(f"session {stage}: every run failed")
+    return summary
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="step", required=True)
@@ -213,6 +279,13 @@ def main(argv: list[str] | None = None) -> None:
     st.add_argument("--pack", type=Path, default=PACK)
     st.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu-out")))
     st.add_argument("--minutes", type=float, default=7.0, help="the training's time budget")
+    st.add_argument("--work", type=Path, help="where the data and the run go (default: a new temporary folder)")
+    ss = sub.add_parser("session", help="two trainings side by side (on the GPU machine); see above")
+    ss.add_argument("stage", choices=sorted(SESSION))
+    ss.add_argument("--pack", type=Path, default=PACK)
+    ss.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu-out")))
+    ss.add_argument("--minutes", type=float, default=7.0, help="each training's time budget")
+    ss.add_argument("--work", type=Path, default=WORK, help="where the runs go, for the restart stage to find")
     su = sub.add_parser("unpack", help="join a GPU run's weight files into a checkpoint (here)")
     su.add_argument("files", type=Path)
     su.add_argument("--to", type=Path, required=True)
@@ -220,7 +293,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.step == "pack":
         print(json.dumps(pack(args.out, args.faces, args.quality), indent=2))
     elif args.step == "train":
-        train(args.pack, args.out, args.minutes, extra)
+        train(args.pack, args.out, args.minutes, extra, args.work)
+    elif args.step == "session":
+        session(args.stage, args.pack, args.out, args.minutes, extra, args.work)
     else:
         print(f"wrote {unpack(args.files, args.to)}")
 

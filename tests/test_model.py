@@ -252,6 +252,37 @@ def test_gpu_script_packs_trains_and_unpacks_at_a_tiny_size(tmp_path):
     assert net(torch.full((1, 1, 48, 48), 128.0)).shape == (1, 7)
 
 
+def test_gpu_session_runs_two_side_by_side_then_restarts_from_the_better(tmp_path):
+    """A lease's two commands at a tiny size: two runs from scratch, then two warm restarts from the better one."""
+    import torch
+
+    from models.gpu import FILE_LIMIT, FILES_BACK, SESSION
+
+    env = isolated_env(tmp_path)
+    _run(["models.gpu", "pack", "--faces", "256", "--out", str(tmp_path / "pack")], env)
+    work, out = tmp_path / "work", tmp_path / "out"
+    common = ["--pack", str(tmp_path / "pack"), "--work", str(work), "--minutes", "0.1"]
+    tiny = ["--epochs", "1", "--batch", "32", "--threads", "1"]
+    r = _run(["models.gpu", "session", "restart", *common, "--out", str(out / "early"), *tiny], env, ok=False)
+    assert r.returncode != 0 and "run `session scratch` first" in r.stderr
+    for stage in ("scratch", "restart"):
+        r = _run(["models.gpu", "session", stage, *common, "--out", str(out / stage), *tiny], env)
+        summary = json.loads(r.stdout[r.stdout.index("{") :])
+        assert set(summary["runs"]) == set(SESSION[stage])
+        assert all(run["returncode"] == 0 and run["epochs"] == 1 for run in summary["runs"].values())
+        files = [f for f in (out / stage).rglob("*") if f.is_file()]
+        assert len(files) <= FILES_BACK and all(f.stat().st_size <= FILE_LIMIT for f in files)
+    chosen = r.stdout.split("restarting from ", 1)[1].split()[0]
+    first_stage = {
+        str(p): torch.load(p, weights_only=False)["public_test"]["acc"] for p in work.glob("[ab]/run/*best.pt")
+    }
+    assert first_stage[chosen] == max(first_stage.values())  # the better of the first stage's checkpoints
+    for name in SESSION["restart"]:
+        assert json.loads((out / "restart" / name / "manifest.json").read_text())["args"]["init"] == chosen
+    r = _run(["models.gpu", "session", "scratch", *common, "--out", str(out / "again"), *tiny], env, ok=False)
+    assert r.returncode != 0 and "has already run on this machine" in r.stderr
+
+
 def test_recovered_weights_match_the_shipped_model():
     """models.recover rebuilds a trainable float model that agrees with the int8 file."""
     from models.convert import representative_faces
