@@ -573,3 +573,38 @@ def test_the_demo_face_picker_rejects_a_face_the_detector_would_miss_in_the_crow
     assert min(detection_score(f, loose) for f in faces) >= DETECTION_MARGIN  # every shipped face, every place
     flat = np.full_like(faces[0], 128)
     assert detection_score(flat, loose) == 0.0  # a patch with no face in it is never "found"
+
+
+def test_soup_averages_the_weights_of_one_lineage(tmp_path):
+    import torch
+
+    from models.soup import soup
+    from models.vgg16_torch import VGG16
+
+    paths = []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        path = tmp_path / f"{seed}.pt"
+        torch.save({"model": VGG16().state_dict(), "epoch": seed, "args": {"init": "x.pt", "lr": 0.01}}, path)
+        paths.append(path)
+    out = soup(paths, tmp_path / "soup.pt")
+    mixed = torch.load(out, weights_only=False)
+    states = [torch.load(p, weights_only=False)["model"] for p in paths]
+    for key, value in mixed["model"].items():
+        if value.is_floating_point():
+            assert torch.allclose(value, (states[0][key] + states[1][key] + states[2][key]) / 3, atol=1e-6)
+        else:
+            assert torch.equal(value, states[0][key])
+    assert mixed["soup_of"] == [str(p) for p in paths] and "init" not in mixed["args"]
+    net = VGG16()
+    net.load_state_dict(mixed["model"])  # it loads as a network
+    other = tmp_path / "other.pt"
+    torch.save({"model": {"head.0.weight": torch.zeros(2, 2)}}, other)
+    with pytest.raises(SystemExit, match="not the same network"):
+        soup([paths[0], other], tmp_path / "bad.pt")
+    r = _run(
+        ["models.soup", str(paths[0]), str(tmp_path / "gone.pt"), "--out", str(tmp_path / "x.pt")],
+        isolated_env(tmp_path),
+        ok=False,
+    )
+    assert r.returncode != 0 and "no such checkpoint" in r.stderr
