@@ -236,15 +236,16 @@ def session(stage: str, pack_dir: Path, out: Path, minutes: float, extra: list[s
             )
         init = ["--init", str(better_of(*found))]
         print(f"restarting from {init[1]}", flush=True)
-    procs = {}
-    for name, options in runs.items():
+    for name in runs:
         if (work / name).exists():
             raise SystemExit(f"session {stage}: {work / name} exists; this stage has already run on this machine")
+    procs, logs = {}, []
+    for name, options in runs.items():
         (work / name).mkdir(parents=True)
         cmd = [sys.executable, "-m", "models.gpu", "train", "--pack", str(pack_dir), "--out", str(out / name)]
         cmd += ["--minutes", str(minutes), "--work", str(work / name), *options, *init, *extra]
-        log = (work / name / "stdout.log").open("w")
-        procs[name] = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        logs.append((work / name / "stdout.log").open("w"))
+        procs[name] = subprocess.Popen(cmd, cwd=ROOT, stdout=logs[-1], stderr=subprocess.STDOUT)
     summary = {}
     for name, proc in procs.items():
         rc = proc.wait()
@@ -262,6 +263,8 @@ def session(stage: str, pack_dir: Path, out: Path, minutes: float, extra: list[s
         if rc:
             tail = (work / name / "stdout.log").read_text()[-2000:].replace("\r", "\n")
             print(f"== run {name} failed (exit {rc}):\n{tail}", flush=True)
+    for log in logs:
+        log.close()
     print(json.dumps({"stage": stage, "minutes": minutes, "runs": summary}, indent=2), flush=True)
     if all(r["returncode"] for r in summary.values()):
         raise SystemExit(f"session {stage}: every run failed")

@@ -3,7 +3,8 @@
     python -m models.soup A.pt B.pt [C.pt ...] --out soup.pt
 
 Meant for weights that share a basin: a run and its warm restarts from it (`models.train --init`,
-`models.gpu session restart`). Weights from separate random starts do not average into a working network. Every
+`models.gpu session restart`). Weights from separate random starts, as a rule, do not average into a working
+network. Every
 float tensor, the batch-norm statistics too, is the plain mean; counters are taken from the first checkpoint. The
 result is measured like any other (`models.experiments`, `models.checkin`).
 """
