@@ -10,9 +10,10 @@ or, to spend a whole lease (15 device-minutes) as on 2026-12-04, two commands on
     python -m models.gpu session scratch --minutes 7     # runs a and b side by side from random weights
     python -m models.gpu session restart --minutes 4.6   # runs c and d: warm restarts from the better of those
 
-One run alone leaves the H200 mostly idle (batches of 64 faces of 48x48 px are tiny), so a session runs two side
-by side: each still made about 70 epochs in 7 minutes (median 5.9 s an epoch), the GPU 98% busy. The restart stage finds
-the first stage's checkpoints in WORK on the machine, which lasts only while it stays warm (30 s after a command).
+A session runs two side by side, since batches of 64 faces of 48x48 px are small work for an H200 (one run alone
+was never timed): each made about 70 epochs in 7 minutes (median 5.9 s an epoch), the GPU 98% busy. The restart
+stage finds the first stage's checkpoints in WORK on the machine, which lasts only while it stays warm (30 s after
+a command).
 
 Why it is shaped like this: the GPU machine receives only the work tree plus packed files, 64 MiB in all, with
 no `../shared` (fer2013.npz alone is 79 MB), has PyTorch but no TensorFlow, and gives back at most 8 files of at
