@@ -8,11 +8,15 @@ import torch
 import torch.nn.functional as F
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, photometric: bool = False) -> torch.Tensor:
+def augment(
+    x: torch.Tensor, gen: torch.Generator, photometric: bool = False, host_gen: torch.Generator | None = None
+) -> torch.Tensor:
     """x: float [N,1,H,W] pixels 0..255. Random flip, rotation, scale, shift, brightness, contrast, erasing.
 
     With `photometric`, also what separates a FER2013 web crop from a camera frame in a room: a small
     perspective tilt, gamma, dim light, blur or a lower resolution, and sensor noise (see `real_photo`).
+    `gen` draws on x's device. The one draw that must be a Python number (the batch's lower resolution) comes
+    from `host_gen` (a CPU generator; default `gen`), so that on a GPU nothing waits for the device.
     """
     n, _, h, w = x.shape
     dev = x.device
@@ -39,7 +43,7 @@ def augment(x: torch.Tensor, gen: torch.Generator, photometric: bool = False) ->
     brightness = (rand(n, 1, 1, 1) * 2 - 1) * 25
     x = (x - mean) * contrast + mean + brightness
     if photometric:
-        x = real_photo(x.clamp(0, 255), rand)
+        x = real_photo(x.clamp(0, 255), rand, host_gen or gen)
 
     # Random erasing: one rectangle of 2-20% of the area in half the images, filled with noise.
     area = (0.02 + rand(n) * 0.18) * h * w
@@ -66,7 +70,9 @@ def _tilt(x: torch.Tensor, rand) -> torch.Tensor:
     """A small perspective change (a face turned or tilted up to about 10 degrees), in half the images."""
     n, _, h, w = x.shape
     k = 0.12
-    src = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]], device=x.device).expand(n, 4, 2)
+    corners = torch.ones(4, 2, device=x.device)
+    corners[[0, 0, 1, 3], [0, 1, 1, 0]] = -1.0  # (-1,-1) (1,-1) (1,1) (-1,1), made on the device: no copy to it
+    src = corners.expand(n, 4, 2)
     dst = src + (rand(n, 4, 2) * 2 - 1) * k * (rand(n, 1, 1) < 0.5)
     # Solve for the homography mapping output corners (dst) to input corners (src), per image.
     rows = []
@@ -78,7 +84,7 @@ def _tilt(x: torch.Tensor, rand) -> torch.Tensor:
         rows.append(torch.stack([z, z, z, u, v, o, -u * Y, -v * Y], 1))
     a = torch.stack(rows, 1)
     b = src.reshape(n, 8)
-    hcoef = torch.linalg.solve(a, b.unsqueeze(2)).squeeze(2)
+    hcoef = torch.linalg.solve_ex(a, b.unsqueeze(2))[0].squeeze(2)  # _ex: no check that syncs with a GPU
     hm = torch.cat([hcoef, torch.ones(n, 1, device=x.device)], 1).view(n, 3, 3)
     ys, xs = torch.meshgrid(
         torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=x.device),
@@ -91,8 +97,12 @@ def _tilt(x: torch.Tensor, rand) -> torch.Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def real_photo(x: torch.Tensor, rand) -> torch.Tensor:
-    """Camera-like degradations, each in part of the batch: gamma, dim light, blur or low resolution, noise."""
+def real_photo(x: torch.Tensor, rand, host_gen: torch.Generator) -> torch.Tensor:
+    """Camera-like degradations, each in part of the batch: gamma, dim light, blur or low resolution, noise.
+
+    Every branch runs on the whole batch and `torch.where` keeps it where drawn, with no test of the draws in
+    Python (on a GPU such a test waits for the device).
+    """
     n, _, h, w = x.shape
     dev = x.device
     # Gamma 0.6-1.6 (over- and under-exposed faces) in half the images.
@@ -105,21 +115,19 @@ def real_photo(x: torch.Tensor, rand) -> torch.Tensor:
     # Blur (a Gaussian, sigma 0.4-1.2 px) in a quarter, or a lower resolution (down to 24-40 px and back) in another.
     pick = rand(n)
     blur = pick < 0.25
-    if blur.any():
-        sigma = 0.4 + rand(n) * 0.8
-        r = torch.arange(-2, 3, device=dev, dtype=x.dtype)
-        k1 = torch.exp(-(r.view(1, 5) ** 2) / (2 * sigma.view(n, 1) ** 2))
-        k1 = k1 / k1.sum(1, keepdim=True)
-        kern = (k1.view(n, 5, 1) * k1.view(n, 1, 5)).unsqueeze(1)
-        padded = F.pad(x, (2, 2, 2, 2), mode="replicate")
-        blurred = F.conv2d(padded.view(1, n, h + 4, w + 4), kern, groups=n).view(n, 1, h, w)
-        x = torch.where(blur.view(n, 1, 1, 1), blurred, x)
+    sigma = 0.4 + rand(n) * 0.8
+    r = torch.arange(-2, 3, device=dev, dtype=x.dtype)
+    k1 = torch.exp(-(r.view(1, 5) ** 2) / (2 * sigma.view(n, 1) ** 2))
+    k1 = k1 / k1.sum(1, keepdim=True)
+    kern = (k1.view(n, 5, 1) * k1.view(n, 1, 5)).unsqueeze(1)
+    padded = F.pad(x, (2, 2, 2, 2), mode="replicate")
+    blurred = F.conv2d(padded.view(1, n, h + 4, w + 4), kern, groups=n).view(n, 1, h, w)
+    x = torch.where(blur.view(n, 1, 1, 1), blurred, x)
     low = (pick >= 0.25) & (pick < 0.45)
-    if low.any():
-        side = int(24 + float(rand(1)) * 16)
-        small = F.interpolate(x, size=(side, side), mode="area")
-        back = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
-        x = torch.where(low.view(n, 1, 1, 1), back, x)
+    side = int(24 + float(torch.rand(1, generator=host_gen)) * 16)
+    small = F.interpolate(x, size=(side, side), mode="area")
+    back = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    x = torch.where(low.view(n, 1, 1, 1), back, x)
     # Sensor noise (sigma 2-8 grey levels) in a third.
     noisy = (rand(n, 1, 1, 1) < 0.33).float()
     sigma = 2 + rand(n, 1, 1, 1) * 6

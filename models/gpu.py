@@ -10,10 +10,12 @@ or, to spend a whole lease (15 device-minutes) as on 2026-12-04, two commands on
     python -m models.gpu session scratch --minutes 7     # runs a and b side by side from random weights
     python -m models.gpu session restart --minutes 4.6   # runs c and d: warm restarts from the better of those
 
-A session runs two side by side, since batches of 64 faces of 48x48 px are small work for an H200 (one run alone
-was never timed): each made about 70 epochs in 7 minutes (median 5.9 s an epoch), the GPU 98% busy. The restart
-stage finds the first stage's checkpoints in WORK on the machine, which lasts only while it stays warm (30 s after
-a command).
+A session runs two side by side, since batches of 48x48 px faces are small work for an H200 (one run alone was
+never timed). On the first lease, at batches of 64, each made about 70 epochs in 7 minutes (median 5.9 s an
+epoch), the GPU 98% busy: too few for a long run of 150-300. So scratch now runs batches of 128 and 256 (see
+SESSION), and no training step reads anything back from the GPU; how many epochs that buys is for the next lease
+to measure. The restart stage finds the first stage's checkpoints in WORK on the machine, which lasts only while
+it stays warm (30 s after a command).
 
 Why it is shaped like this: the GPU machine receives only the work tree plus packed files, 64 MiB in all, with
 no `../shared` (fer2013.npz alone is 79 MB), has PyTorch but no TensorFlow, and gives back at most 8 files of at
@@ -50,15 +52,22 @@ FILE_LIMIT = 16 * 2**20  # each file that comes back
 FILES_BACK = 8
 TILE = 48
 WORK = Path(tempfile.gettempdir()) / "moodbox-gpu"  # a session's runs, on the GPU machine, while it stays warm
-# A session's two stages, each two runs side by side (what a run adds to `models.train`'s options). The restart
-# stage also gets --init: the best checkpoint of every run in WORK so far.
+# A session's two stages, each two runs side by side (what a run adds to `models.train`'s options). The first
+# lease (batches of 64) made about 70 epochs in 7 minutes, short of the 150-300 a long run needs, so scratch now
+# tries bigger batches, with the peak learning rate scaled to the batch (0.02 per 64 faces, the linear rule of
+# Goyal et al. 2017, with a longer warm-up). The restart stage also gets --init, the best checkpoint of every run
+# in WORK so far, trains with that run's batch and scales its peak rate the same way (RESTART_LR is per 64 faces).
 SESSION = {
-    "scratch": {"a": ["--photometric"], "b": ["--photometric", "--seed", "20261205"]},
+    "scratch": {
+        "a": ["--photometric", "--batch", "128", "--lr", "0.04", "--warmup-epochs", "2"],
+        "b": ["--photometric", "--batch", "256", "--lr", "0.08", "--warmup-epochs", "2", "--seed", "20261205"],
+    },
     "restart": {
-        "c": ["--photometric", "--lr", "0.005", "--warmup-epochs", "0.5"],
-        "d": ["--photometric", "--lr", "0.01", "--warmup-epochs", "0.5", "--seed", "11"],
+        "c": ["--photometric", "--warmup-epochs", "0.5"],
+        "d": ["--photometric", "--warmup-epochs", "0.5", "--seed", "11"],
     },
 }
+RESTART_LR = {"c": 0.005, "d": 0.01}
 
 
 def _mosaic(images: np.ndarray) -> np.ndarray:
@@ -197,6 +206,12 @@ def unpack(files_dir: Path, to: Path) -> Path:
     return to
 
 
+def _checkpoint_args(path: Path) -> dict:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=False).get("args") or {}
+
+
 def better_of(*checkpoints: Path) -> Path:
     """Of the run's best weights and best weight average, the one with the higher PublicTest accuracy."""
     import torch
@@ -228,6 +243,7 @@ def session(stage: str, pack_dir: Path, out: Path, minutes: float, extra: list[s
     """Run a stage's two trainings side by side, each into out/NAME, and print what each reached."""
     runs = SESSION[stage]
     init: list[str] = []
+    batch = 64
     if stage == "restart":
         found = sorted(work.glob("*/run/*best.pt"))
         if not found:
@@ -236,7 +252,8 @@ def session(stage: str, pack_dir: Path, out: Path, minutes: float, extra: list[s
                 "while it is still warm (it goes back 30 s after a command, and its files with it)"
             )
         init = ["--init", str(better_of(*found))]
-        print(f"restarting from {init[1]}", flush=True)
+        batch = int((_checkpoint_args(Path(init[1])).get("batch")) or 64)
+        print(f"restarting from {init[1]} (batch {batch})", flush=True)
     for name in runs:
         if (work / name).exists():
             raise SystemExit(f"session {stage}: {work / name} exists; this stage has already run on this machine")
@@ -244,7 +261,10 @@ def session(stage: str, pack_dir: Path, out: Path, minutes: float, extra: list[s
     for name, options in runs.items():
         (work / name).mkdir(parents=True)
         cmd = [sys.executable, "-m", "models.gpu", "train", "--pack", str(pack_dir), "--out", str(out / name)]
-        cmd += ["--minutes", str(minutes), "--work", str(work / name), *options, *init, *extra]
+        cmd += ["--minutes", str(minutes), "--work", str(work / name), *options, *init]
+        if name in RESTART_LR:
+            cmd += ["--batch", str(batch), "--lr", f"{RESTART_LR[name] * batch / 64:g}"]
+        cmd += extra
         logs.append((work / name / "stdout.log").open("w"))
         procs[name] = subprocess.Popen(cmd, cwd=ROOT, stdout=logs[-1], stderr=subprocess.STDOUT)
     summary = {}

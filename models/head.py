@@ -83,7 +83,7 @@ def features(
             for i in range(0, len(train), 512):
                 x = torch.from_numpy(train.images[i : i + 512]).float().unsqueeze(1)
                 if view >= 2:  # a camera-like copy, mirrored or not
-                    x = real_photo(torch.where(rand(len(x), 1, 1, 1) < 0.5, torch.flip(x, dims=[3]), x), rand)
+                    x = real_photo(torch.where(rand(len(x), 1, 1, 1) < 0.5, torch.flip(x, dims=[3]), x), rand, gen)
                 x = torch.flip(x, dims=[3]) if view == 1 else x
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     f = frozen((x - PIXEL_MEAN) / PIXEL_STD)

@@ -87,6 +87,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="a time budget: the cosine schedule runs over this much time instead of --epochs, which becomes a cap",
     )
+    p.add_argument(
+        "--resident",
+        action="store_true",
+        help="hold the data set in tensors and draw and augment batches there, as on a GPU (always on with CUDA; "
+        "on a CPU, for the tests to run that path); such a run saves last.pt only between epochs",
+    )
     p.add_argument("--train-faces", type=int, default=0, help="train on this many Training faces only (quick checks)")
     p.add_argument(
         "--stop-after-batches", type=int, default=0, help=argparse.SUPPRESS
@@ -146,6 +152,11 @@ def learning_rate(step: int, total: int, warmup: int, peak: float) -> float:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * peak * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def blend(labels: torch.Tensor, soft: torch.Tensor, soft_weight: float) -> torch.Tensor:
+    """The training targets: the FER2013 label, blended with the FER+ vote distribution."""
+    return (1 - soft_weight) * F.one_hot(labels.long(), len(CLASS_NAMES)).float() + soft_weight * soft
 
 
 class WeightAverage:
@@ -219,11 +230,15 @@ def main(argv: list[str] | None = None) -> dict:
         nesterov=True,
     )
 
-    # On a GPU the whole data set lives in GPU memory (28,709 faces are 66 MB) and augmentation runs there too.
-    on_gpu = device.type == "cuda"
-    images = torch.from_numpy(train.images).to(device) if on_gpu else None
-    labels = torch.from_numpy(train.labels).to(device) if on_gpu else None
-    soft = torch.from_numpy(train.soft).to(device) if on_gpu else None
+    # On a GPU (or with --resident) the whole data set lives on the device (28,709 faces are 66 MB), and
+    # augmentation runs there too.
+    resident = device.type == "cuda" or args.resident
+    images = torch.from_numpy(train.images).to(device) if resident else None
+    labels = torch.from_numpy(train.labels).to(device) if resident else None
+    soft = torch.from_numpy(train.soft).to(device) if resident else None
+    # ... and so do the targets: no step reads anything back from the GPU (each read would stall the queue of
+    # kernels, and batches of 48x48 faces are small work: launching them is much of the time).
+    targets = blend(labels, soft, args.soft_weight) if resident else None
     steps_per_epoch = len(train) // args.batch
     total_steps = steps_per_epoch * args.epochs
     warmup = int(args.warmup_epochs * steps_per_epoch)
@@ -273,7 +288,8 @@ def main(argv: list[str] | None = None) -> dict:
         model.train()
         gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)  # same order and augmentation on resume
         order = torch.randperm(len(train), generator=gen).numpy()
-        aug_gen = torch.Generator(device).manual_seed(args.seed * 1000 + epoch) if on_gpu else gen
+        order_dev = torch.from_numpy(order).to(device) if resident else None
+        aug_gen = torch.Generator(device).manual_seed(args.seed * 1000 + epoch) if resident else gen
         first, t0, running, spent = 0, time.time(), 0.0, 0.0
         if resume_state is not None:
             gen.set_state(resume_state["generator"])
@@ -294,16 +310,15 @@ def main(argv: list[str] | None = None) -> dict:
                 lr = learning_rate(step, total_steps, warmup, args.lr)
             for g in opt.param_groups:
                 g["lr"] = lr
-            idx = np.sort(order[b * args.batch : (b + 1) * args.batch])
-            if on_gpu:
-                gi = torch.from_numpy(idx).to(device)
-                x, y, s = images[gi].float().unsqueeze(1), labels[gi], soft[gi]
+            if resident:
+                gi = torch.sort(order_dev[b * args.batch : (b + 1) * args.batch]).values
+                x, target = images[gi].float().unsqueeze(1), targets[gi]
             else:
+                idx = np.sort(order[b * args.batch : (b + 1) * args.batch])
                 x = torch.from_numpy(train.images[idx]).float().unsqueeze(1)
-                y, s = torch.from_numpy(train.labels[idx]), torch.from_numpy(train.soft[idx])
-            x = augment(x, aug_gen, photometric=args.photometric).contiguous(memory_format=torch.channels_last)
-            hard = F.one_hot(y, len(CLASS_NAMES)).float()
-            target = (1 - args.soft_weight) * hard + args.soft_weight * s
+                target = blend(torch.from_numpy(train.labels[idx]), torch.from_numpy(train.soft[idx]), args.soft_weight)
+            x = augment(x, aug_gen, photometric=args.photometric, host_gen=gen)
+            x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 logits = model(x)
             loss = torch.sum(-target * F.log_softmax(logits.float(), 1), 1).mean()
@@ -312,13 +327,14 @@ def main(argv: list[str] | None = None) -> dict:
             opt.step()
             if ema is not None:
                 ema.update()
-            running = 0.98 * running + 0.02 * loss.item() if b else loss.item()
-            bar.set_postfix(loss=f"{running:.3f}", lr=f"{lr:.4f}")
+            running = 0.98 * running + 0.02 * loss.detach() if b else loss.detach()  # stays on the GPU there
+            if not resident or b % 50 == 0:
+                bar.set_postfix(loss=f"{float(running):.3f}", lr=f"{lr:.4f}")
             batches_this_run += 1
             stop_now = bool(args.stop_after_batches) and batches_this_run >= args.stop_after_batches
             due = time.time() - saved_at > args.save_minutes * 60 or stop_now
-            if due and not (args.smoke or on_gpu) and b + 1 < steps_per_epoch:
-                mid = {"epoch": epoch, "batch": b + 1, "generator": gen.get_state(), "running_loss": running}
+            if due and not (args.smoke or resident) and b + 1 < steps_per_epoch:
+                mid = {"epoch": epoch, "batch": b + 1, "generator": gen.get_state(), "running_loss": float(running)}
                 save_atomically(saved(mid | {"seconds": spent + time.time() - t0}), last)
                 saved_at = time.time()
                 if stop_now:
@@ -334,7 +350,7 @@ def main(argv: list[str] | None = None) -> dict:
                 watched["realval_ema"] = watch(ema.model)
         record = {
             "epoch": epoch + 1,
-            "loss": running,
+            "loss": float(running),
             "lr": lr,
             "seconds": round(spent + time.time() - t0, 1),
             "public_test": metrics,

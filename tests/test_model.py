@@ -256,13 +256,13 @@ def test_gpu_session_runs_two_side_by_side_then_restarts_from_the_better(tmp_pat
     """A lease's two commands at a tiny size: two runs from scratch, then two warm restarts from the better one."""
     import torch
 
-    from models.gpu import FILE_LIMIT, FILES_BACK, SESSION
+    from models.gpu import FILE_LIMIT, FILES_BACK, RESTART_LR, SESSION
 
     env = isolated_env(tmp_path)
     _run(["models.gpu", "pack", "--faces", "256", "--out", str(tmp_path / "pack")], env)
     work, out = tmp_path / "work", tmp_path / "out"
     common = ["--pack", str(tmp_path / "pack"), "--work", str(work), "--minutes", "0.1"]
-    tiny = ["--epochs", "1", "--batch", "32", "--threads", "1"]
+    tiny = ["--epochs", "1", "--batch", "32", "--threads", "1", "--resident"]  # the GPU's data path, on the CPU
     r = _run(["models.gpu", "session", "restart", *common, "--out", str(out / "early"), *tiny], env, ok=False)
     assert r.returncode != 0 and "run `session scratch` first" in r.stderr
     for stage in ("scratch", "restart"):
@@ -278,7 +278,9 @@ def test_gpu_session_runs_two_side_by_side_then_restarts_from_the_better(tmp_pat
     }
     assert first_stage[chosen] == max(first_stage.values())  # the better of the first stage's checkpoints
     for name in SESSION["restart"]:
-        assert json.loads((out / "restart" / name / "manifest.json").read_text())["args"]["init"] == chosen
+        args = json.loads((out / "restart" / name / "manifest.json").read_text())["args"]
+        assert args["init"] == chosen and args["resident"]
+        assert args["lr"] == pytest.approx(RESTART_LR[name] * 32 / 64)  # the peak rate scaled to the batch
     r = _run(["models.gpu", "session", "scratch", *common, "--out", str(out / "again"), *tiny], env, ok=False)
     assert r.returncode != 0 and "has already run on this machine" in r.stderr
 
