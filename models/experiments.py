@@ -92,6 +92,7 @@ def measure(
     margin: float | None = None,
     normalise: str | None = None,
     bias: dict[str, float] | None = None,
+    ensemble: tuple[Path, ...] = (),
 ) -> dict:
     import torch
 
@@ -102,19 +103,21 @@ def measure(
     shift = logit_adjustment(tau) if tau else np.zeros(len(CLASS_NAMES), np.float32)
     for name, value in (bias or {}).items():  # on top of the logit adjustment, for one class at a time
         shift[CLASS_NAMES.index(name)] += value
-    net = float_net(checkpoint, shift if shift.any() else None)
+    nets = [float_net(c, shift if shift.any() else None) for c in (checkpoint, *ensemble)]
     per_face = contrast(normalise)
 
     def probs(images: np.ndarray) -> np.ndarray:
         if per_face is not None:
             images = np.stack([per_face(np.ascontiguousarray(im)) for im in images])
         x = torch.from_numpy(np.ascontiguousarray(images)).float().unsqueeze(1)
-        with torch.no_grad():
-            p = torch.cat([torch.softmax(net(x[i : i + 512]), 1) for i in range(0, len(x), 512)])
-            if mirror:
-                flipped = torch.flip(x, dims=[3])
-                p = (p + torch.cat([torch.softmax(net(flipped[i : i + 512]), 1) for i in range(0, len(x), 512)])) / 2
-        return p.numpy()
+        views = [x, torch.flip(x, dims=[3])] if mirror else [x]
+        with torch.no_grad():  # the mean probability over the networks and the views
+            p = [
+                torch.cat([torch.softmax(n(v[i : i + 512]), 1) for i in range(0, len(v), 512)])
+                for n in nets
+                for v in views
+            ]
+        return torch.stack(p).mean(0).numpy()
 
     out: dict = {"sharpness": {}}
     for split in ("PublicTest", "PrivateTest"):
@@ -154,6 +157,14 @@ def main(argv: list[str] | None = None) -> dict:
         default={},
         help="logits added to classes after the logit adjustment, e.g. fear=1.0 (a decision shift, no training)",
     )
+    p.add_argument(
+        "--ensemble",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="CHECKPOINT",
+        help="average the probabilities with this network's too (repeatable); each gets the same logit adjustment",
+    )
     p.add_argument("--what", required=True, help="one line: what this row tries")
     p.add_argument("--model", type=Path, default=HERE / "emotion_vgg16_int8.tflite", help="for the realval crops")
     args = p.parse_args(argv)
@@ -165,8 +176,16 @@ def main(argv: list[str] | None = None) -> dict:
         "margin": args.margin,
         "contrast": args.contrast,
         "class_bias": args.class_bias,
+        **({"ensemble": [c.name for c in args.ensemble]} if args.ensemble else {}),
         **measure(
-            args.checkpoint, args.logit_adjust, args.mirror, args.model, args.margin, args.contrast, args.class_bias
+            args.checkpoint,
+            args.logit_adjust,
+            args.mirror,
+            args.model,
+            args.margin,
+            args.contrast,
+            args.class_bias,
+            tuple(args.ensemble),
         ),
     }
     rows = load()

@@ -12,7 +12,9 @@ class boundaries move with other targets: `--soft-weight` mixes the FER2013 labe
 `models.train` (0.25 there), and `--la-loss TAU` trains with the logit-adjusted loss (Menon et al., ICLR 2021:
 the logits plus TAU x log prior in the loss). `--block5` retrains the last convolution block (three 512-wide
 convolutions, 7 M weights) with the head, on the cached output of the fourth block: the same idea one block deeper,
-still far cheaper than training (the cached block-4 output is 1 GB). Measure the result with `models.experiments`.
+still far cheaper than training (the cached block-4 output is 1 GB). `--teacher CK` (repeatable) distils other
+trained networks into the head: their mean probabilities on the same clean faces, each from its own cached
+features, make up `--teacher-weight` of the targets. Measure the result with `models.experiments`.
 """
 
 from __future__ import annotations
@@ -104,6 +106,22 @@ def prune_feature_caches(cache: Path, keep: int = KEEP_FEATURE_CACHES) -> list[P
     return files[keep:]
 
 
+def teacher_probabilities(teachers: list[Path], cache: Path, faces: int = 0) -> np.ndarray:
+    """The teachers' mean probabilities (plain softmax, no logit adjustment) for every Training face and its
+    mirror image, in the order of `features`: each teacher's head on its own cached features."""
+    import torch
+
+    from models.evaluate import float_net
+
+    out = []
+    for teacher in teachers:
+        feats = torch.from_numpy(features(teacher, cache, faces)[0])
+        net = float_net(teacher)
+        with torch.no_grad():
+            out.append(torch.cat([torch.softmax(net.head(f), 1) for f in feats.split(4096)]).numpy())
+    return np.mean(out, 0)
+
+
 def train_head(
     checkpoint: Path,
     out: Path,
@@ -116,6 +134,8 @@ def train_head(
     faces: int = 0,
     photometric_copies: int = 0,
     block5: bool = False,
+    teachers: tuple[Path, ...] = (),
+    teacher_weight: float = 0.5,
 ) -> dict:
     import torch
     import torch.nn.functional as F
@@ -123,6 +143,10 @@ def train_head(
     from models.fer import CLASS_NAMES, logit_adjustment
     from models.vgg16_torch import VGG16
 
+    if teachers and (photometric_copies or block5):
+        raise SystemExit("--teacher works on the plain features: not with --photometric-copies or --block5")
+    if not 0 <= teacher_weight <= 1:
+        raise SystemExit(f"--teacher-weight {teacher_weight}: give the teachers' share of the targets, 0 to 1")
     feats, labels, soft, feature_seconds = features(checkpoint, cache, faces, photometric_copies, block5)
     started = time.time()
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -134,6 +158,9 @@ def train_head(
     shape = feats.shape[1:] if feats.ndim == 4 else (512, 1, 1)
     x, y = torch.from_numpy(feats), torch.from_numpy(labels)
     target = (1 - soft_weight) * F.one_hot(y, len(CLASS_NAMES)).float() + soft_weight * torch.from_numpy(soft)
+    if teachers:
+        taught = torch.from_numpy(teacher_probabilities(list(teachers), cache, faces))
+        target = (1 - teacher_weight) * target + teacher_weight * taught
     # logit_adjustment gives -tau log prior; the logit-adjusted loss adds +tau log prior to the logits in training
     shift = -torch.from_numpy(logit_adjustment(la_tau)) if la_tau else torch.zeros(len(CLASS_NAMES))
     opt = torch.optim.SGD(head.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -154,6 +181,8 @@ def train_head(
     args = {"init": str(checkpoint), "soft_weight": soft_weight, "la_tau": la_tau, "epochs": epochs, "lr": lr}
     args["photometric_copies"] = photometric_copies
     args["block5"] = block5
+    if teachers:
+        args["teachers"], args["teacher_weight"] = [str(t) for t in teachers], teacher_weight
     args["minutes"] = round((feature_seconds + time.time() - started) / 60, 1)  # features included, cached or not
     record = {"model": net.state_dict(), "epoch": state.get("epoch"), "head_only": args}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -181,9 +210,19 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="retrain the last convolution block (512x3) with the head, on the cached output of the fourth block",
     )
+    p.add_argument(
+        "--teacher",
+        type=Path,
+        action="append",
+        default=[],
+        help="distil from this trained checkpoint too (repeat for an ensemble): its probabilities on the same clean "
+        "faces, from its own cached features, blended into the targets",
+    )
+    p.add_argument("--teacher-weight", type=float, default=0.5, help="the teachers' share of the targets")
     args = p.parse_args(argv)
-    if not args.init.is_file():
-        raise SystemExit(f"--init {args.init}: no such checkpoint")
+    for flag, path in [("--init", args.init)] + [("--teacher", t) for t in args.teacher]:
+        if not path.is_file():
+            raise SystemExit(f"{flag} {path}: no such checkpoint")
     result = train_head(
         args.init,
         args.out,
@@ -193,6 +232,8 @@ def main(argv: list[str] | None = None) -> dict:
         args.lr,
         photometric_copies=args.photometric_copies,
         block5=args.block5,
+        teachers=tuple(args.teacher),
+        teacher_weight=args.teacher_weight,
     )
     print(json.dumps(result))
     return result

@@ -237,7 +237,7 @@ def _experiment_notes(rows: dict) -> str:
   averages 1 s of frames, which smooths much of what mirroring smooths.
 - **Crop margin:** the calibrated 1.137 stays. A tighter 1.0 reads realval {d("la-0.5-margin-1.0", "la-0.5", "realval")}
   points better overall but drops fear to {_pct(fear)}; a looser 1.25 is {d("la-0.5-margin-1.25", "la-0.5", "realval")}.
-{_photometric_note(rows)}{_contrast_note(rows)}{_sharpness_note(rows)}{_head_note(rows)}{_fear_bias_note(rows)}{_ema_note(rows)}"""
+{_photometric_note(rows)}{_contrast_note(rows)}{_sharpness_note(rows)}{_head_note(rows)}{_fear_bias_note(rows)}{_ema_note(rows)}{_ensemble_note(rows)}"""
 
 
 def _head_note(rows: dict) -> str:
@@ -399,6 +399,32 @@ def _ema_note(rows: dict) -> str:
   points, PrivateTest {dp:+.1f}; on realval {recall}. The raw weights at this learning rate sit at a noisy point
   of their path; the average sits nearer its middle. It changes nothing in training itself, so the run took it on
   mid-way.
+"""
+
+
+def _ensemble_note(rows: dict) -> str:
+    """Two networks' mean probability, and that pair distilled into the shipped head (models.head --teacher)."""
+    names = ("ensemble-shipped-gpu-1", "recovered-shipped", "gpu-1", "head-distil-ensemble", "head-again")
+    if not all(n in rows for n in names):
+        return ""
+    pair, shipped, gpu, taught, control = (rows[n] for n in names)
+
+    def delta(r: dict, base: dict) -> str:
+        dp = 100 * (r["PrivateTest"]["accuracy"] - base["PrivateTest"]["accuracy"])
+        dr = 100 * (r["realval"]["accuracy_all"] - base["realval"]["accuracy_all"])
+        return f"PrivateTest {dp:+.1f}, realval {dr:+.1f}"
+
+    fear = ", ".join(_pct(r["realval"]["recall"]["fear"]) for r in (shipped, gpu, pair))
+    return f"""- **Not kept: two networks, or the pair distilled into the head.** The mean probability of the shipped
+  weights and the GPU lease's run c (`ensemble-shipped-gpu-1`, two networks from different runs), against the
+  shipped weights alone: {delta(pair, shipped)}; against c alone: {delta(pair, gpu)} points. The pair gains on
+  FER2013 and hardly on real faces: fear recall is {fear} (shipped, c, the pair), so the second network adds no
+  reading of CK+'s posed fear. It would also take two classifications per face and two model files. Taught to the
+  shipped head alone (`head-distil-ensemble`: `models.head --teacher` with both networks, half of each target
+  their mean probability on the same clean faces), against the same retraining without teachers (`head-again`):
+  {delta(taught, control)} points. The head on frozen features does not take up what the second network adds;
+  whether a whole network trained on the pair's outputs would, only a GPU run can show, and the pair's own realval
+  gain is small.
 """
 
 

@@ -389,6 +389,46 @@ def test_the_contrast_experiments_normalise_what_they_say(tmp_path, monkeypatch)
     assert [(r["name"], r["v"]) for r in json.loads(record.read_text())] == [("a", 2), ("b", 1)]
 
 
+def test_an_ensemble_experiment_averages_the_networks_probabilities(monkeypatch):
+    """--ensemble: each face's probabilities are the mean over the networks (and the mirror, if asked)."""
+    from pathlib import Path
+
+    import torch
+
+    from models import evaluate, experiments, fer, realval
+    from models.fer import Split
+
+    # Network a says neutral (0.6) over happy (0.4); b says happy (0.9): alone a is wrong on happy faces, the mean
+    # of the two is right. Logits are the log of the probabilities, so softmax gives them back.
+    wanted = {"a.pt": [0, 0, 0, 0.4, 0, 0, 0.6], "b.pt": [0, 0, 0, 0.9, 0, 0, 0.1]}
+
+    class Fixed(torch.nn.Module):
+        def __init__(self, probs):
+            super().__init__()
+            self.logits = torch.log(torch.tensor(probs) + 1e-9)
+
+        def forward(self, x):
+            return self.logits.expand(len(x), -1)
+
+    used = []
+
+    def fake_net(checkpoint, shift):
+        used.append((checkpoint.name, shift))
+        return Fixed(wanted[checkpoint.name])
+
+    faces = np.zeros((4, 48, 48), np.uint8)
+    happy = np.full(4, 3)
+    monkeypatch.setattr(evaluate, "float_net", fake_net)
+    monkeypatch.setattr(fer, "load_split", lambda name: Split(faces, happy, np.zeros((4, 7), np.float32)))
+    photos = [realval.Photo("p.png", 3, faces[0], None)]
+    monkeypatch.setattr(realval, "run_photos", lambda model, margin=None: photos)
+    alone = experiments.measure(Path("a.pt"), 0.0, False, Path("m.tflite"))
+    both = experiments.measure(Path("a.pt"), 0.0, True, Path("m.tflite"), ensemble=(Path("b.pt"),))
+    assert alone["PrivateTest"]["accuracy"] == 0.0 and alone["realval"]["accuracy_all"] == 0.0
+    assert both["PrivateTest"]["accuracy"] == 1.0 and both["realval"]["accuracy_all"] == 1.0
+    assert [name for name, _ in used] == ["a.pt", "a.pt", "b.pt"]
+
+
 def test_a_class_bias_experiment_shifts_that_class_logit_only(monkeypatch, capsys):
     from pathlib import Path
 
@@ -496,6 +536,73 @@ def test_head_retraining_changes_only_the_head_and_reuses_its_features(tmp_path)
     stage = training_stages(tmp_path / "head.pt", after)[-1]
     assert stage["head_only"] and stage["epochs_run"] == 2 and stage["minutes"] >= 0
     assert "the head alone (512-512-7) trained 2 more epochs" in _stage_line(2, stage)
+
+
+def test_head_distils_its_teachers_probabilities(tmp_path):
+    """--teacher: the teachers' probabilities (each from its own features) become the targets, and the head moves
+    toward them."""
+    import torch
+
+    from models.fer import load_split
+    from models.head import features, teacher_probabilities, train_head
+    from models.vgg16_torch import VGG16
+
+    for seed, name in ((3, "student"), (4, "teacher"), (5, "other")):
+        torch.manual_seed(seed)
+        net = VGG16()
+        if name == "teacher":  # a confident teacher (a random network's outputs are near uniform)
+            with torch.no_grad():
+                net.head[-1].weight *= 30
+        torch.save({"model": net.state_dict(), "epoch": 1}, tmp_path / f"{name}.pt")
+    cache = tmp_path / "cache"
+    taught = teacher_probabilities([tmp_path / "teacher.pt"], cache, faces=64)
+    teacher = VGG16().eval()
+    teacher.load_state_dict(torch.load(tmp_path / "teacher.pt", weights_only=False)["model"])
+    faces = load_split("Training").subset(64, 0).images
+    pixels = torch.from_numpy(np.concatenate([faces, faces[:, :, ::-1]])).float().unsqueeze(1)
+    with torch.no_grad():
+        direct = torch.softmax(teacher(pixels), 1).numpy()
+    np.testing.assert_allclose(taught, direct, atol=1e-5)  # the head on cached features is the whole network
+    both = teacher_probabilities([tmp_path / "teacher.pt", tmp_path / "other.pt"], cache, faces=64)
+    alone = teacher_probabilities([tmp_path / "other.pt"], cache, faces=64)
+    np.testing.assert_allclose(both, (taught + alone) / 2, atol=1e-6)  # an ensemble is the mean
+
+    def kl_to_teacher(checkpoint) -> float:
+        net = VGG16().eval()
+        net.load_state_dict(torch.load(checkpoint, weights_only=False)["model"])
+        feats = torch.from_numpy(features(checkpoint, cache, faces=64)[0])
+        with torch.no_grad():
+            logp = torch.log_softmax(net.head(feats), 1)
+        return float(torch.sum(torch.from_numpy(taught) * (torch.log(torch.from_numpy(taught)) - logp), 1).mean())
+
+    common = {"cache": cache, "faces": 64, "epochs": 40, "lr": 0.05}
+    result = train_head(
+        tmp_path / "student.pt",
+        tmp_path / "taught.pt",
+        teachers=(tmp_path / "teacher.pt",),
+        teacher_weight=1.0,
+        **common,
+    )
+    assert result["teachers"] == [str(tmp_path / "teacher.pt")] and result["teacher_weight"] == 1.0
+    train_head(tmp_path / "student.pt", tmp_path / "labels.pt", **common)  # the control: the same steps, no teacher
+    kl = {name: kl_to_teacher(tmp_path / f"{name}.pt") for name in ("student", "taught", "labels")}
+    assert kl["taught"] < 0.5 * kl["student"] and kl["taught"] < 0.5 * kl["labels"], kl
+    r = _run(
+        [
+            "models.head",
+            "--init",
+            str(tmp_path / "student.pt"),
+            "--out",
+            str(tmp_path / "x.pt"),
+            "--teacher",
+            str(tmp_path / "missing.pt"),
+        ],
+        isolated_env(tmp_path),
+        ok=False,
+    )
+    assert r.returncode != 0 and "--teacher " in r.stderr and "missing.pt: no such checkpoint" in r.stderr
+    with pytest.raises(SystemExit, match="0 to 1"):
+        train_head(tmp_path / "student.pt", tmp_path / "y.pt", teachers=(tmp_path / "teacher.pt",), teacher_weight=2)
 
 
 def test_head_features_of_camera_like_copies_follow_the_clean_ones(tmp_path):
