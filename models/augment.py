@@ -70,9 +70,10 @@ def _tilt(x: torch.Tensor, rand) -> torch.Tensor:
     """A small perspective change (a face turned or tilted up to about 10 degrees), in half the images."""
     n, _, h, w = x.shape
     k = 0.12
-    corners = torch.ones(4, 2, device=x.device)
-    corners[[0, 0, 1, 3], [0, 1, 1, 0]] = -1.0  # (-1,-1) (1,-1) (1,1) (-1,1), made on the device: no copy to it
-    src = corners.expand(n, 4, 2)
+    # The corners (-1,-1) (1,-1) (1,1) (-1,1), made on the device: a tensor or an index from the host would be a copy
+    # that waits for the GPU.
+    i = torch.arange(4, device=x.device)
+    src = torch.stack([((i == 1) | (i == 2)).float() * 2 - 1, (i >= 2).float() * 2 - 1], 1).expand(n, 4, 2)
     dst = src + (rand(n, 4, 2) * 2 - 1) * k * (rand(n, 1, 1) < 0.5)
     # Solve for the homography mapping output corners (dst) to input corners (src), per image.
     rows = []

@@ -230,8 +230,8 @@ def train(pack_dir: Path, out: Path, minutes: float, extra: list[str], work: Pat
     os.environ["MOODBOX_DATA"] = str(work / "data")
     runs = work / "run"
     argv = ["--minutes", str(minutes), "--no-resume", "--out", str(runs), *extra]
-    if "--epochs" not in extra:
-        argv += ["--epochs", "300"]
+    if "--epochs" not in extra:  # only a cap: the schedule runs over the minutes, and no run comes near this
+        argv += ["--epochs", "1000"]
     best = trainer.main(argv)
     files = export(better_of(runs / "best.pt", runs / "ema_best.pt"), out)
     (out / "train_log.jsonl").write_bytes((runs / "train_log.jsonl").read_bytes())
