@@ -538,31 +538,41 @@ def test_head_retraining_changes_only_the_head_and_reuses_its_features(tmp_path)
     assert "the head alone (512-512-7) trained 2 more epochs" in _stage_line(2, stage)
 
 
-def test_head_distils_its_teachers_probabilities(tmp_path):
+def test_head_distils_its_teachers_probabilities(tmp_path, monkeypatch):
     """--teacher: the teachers' probabilities (each from its own features) become the targets, and the head moves
     toward them."""
     import torch
 
+    from models import train
     from models.fer import load_split
+
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)  # features in fp32 on every CPU, to compare exactly
     from models.head import features, teacher_probabilities, train_head
     from models.vgg16_torch import VGG16
 
+    faces = load_split("Training").subset(64, 0).images
+    pixels = torch.from_numpy(np.concatenate([faces, faces[:, :, ::-1]])).float().unsqueeze(1)
     for seed, name in ((3, "student"), (4, "teacher"), (5, "other")):
         torch.manual_seed(seed)
         net = VGG16()
-        if name == "teacher":  # a confident teacher (a random network's outputs are near uniform)
-            with torch.no_grad():
-                net.head[-1].weight *= 30
+        # Random weights with their batch-norm statistics measured on these faces, so that the features differ from
+        # face to face (with the initial statistics they fade to about 1e-5, and every face reads alike).
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.momentum = None
+        with torch.no_grad():
+            net.train()(pixels)
+            if name == "teacher":  # a confident teacher
+                net.head[-1].weight *= 10
         torch.save({"model": net.state_dict(), "epoch": 1}, tmp_path / f"{name}.pt")
     cache = tmp_path / "cache"
     taught = teacher_probabilities([tmp_path / "teacher.pt"], cache, faces=64)
     teacher = VGG16().eval()
     teacher.load_state_dict(torch.load(tmp_path / "teacher.pt", weights_only=False)["model"])
-    faces = load_split("Training").subset(64, 0).images
-    pixels = torch.from_numpy(np.concatenate([faces, faces[:, :, ::-1]])).float().unsqueeze(1)
     with torch.no_grad():
         direct = torch.softmax(teacher(pixels), 1).numpy()
     np.testing.assert_allclose(taught, direct, atol=1e-5)  # the head on cached features is the whole network
+    assert taught.std(0).mean() > 0.02  # and it tells faces apart
     both = teacher_probabilities([tmp_path / "teacher.pt", tmp_path / "other.pt"], cache, faces=64)
     alone = teacher_probabilities([tmp_path / "other.pt"], cache, faces=64)
     np.testing.assert_allclose(both, (taught + alone) / 2, atol=1e-6)  # an ensemble is the mean
