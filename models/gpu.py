@@ -252,7 +252,7 @@ def session(stage: str, pack_dir: Path, out: Path, minutes: float, extra: list[s
                 "while it is still warm (it goes back 30 s after a command, and its files with it)"
             )
         init = ["--init", str(better_of(*found))]
-        batch = int((_checkpoint_args(Path(init[1])).get("batch")) or 64)
+        batch = int(_checkpoint_args(Path(init[1])).get("batch") or 64)
         print(f"restarting from {init[1]} (batch {batch})", flush=True)
     for name in runs:
         if (work / name).exists():

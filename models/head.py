@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from models.fer import PIXEL_MEAN, PIXEL_STD
-from models.train import DEFAULT_OUT
+from models.train import DEFAULT_OUT, blend
 
 KEEP_FEATURE_CACHES = 4  # 117 MB each for a full checkpoint (1 GB with --block5); a check-in at every stop adds one
 
@@ -157,7 +157,7 @@ def train_head(
     head = torch.nn.Sequential(*net.features[frozen:], net.head).train()
     shape = feats.shape[1:] if feats.ndim == 4 else (512, 1, 1)
     x, y = torch.from_numpy(feats), torch.from_numpy(labels)
-    target = (1 - soft_weight) * F.one_hot(y, len(CLASS_NAMES)).float() + soft_weight * torch.from_numpy(soft)
+    target = blend(y, torch.from_numpy(soft), soft_weight)
     if teachers:
         taught = torch.from_numpy(teacher_probabilities(list(teachers), cache, faces))
         target = (1 - teacher_weight) * target + teacher_weight * taught
