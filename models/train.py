@@ -109,26 +109,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="after every epoch also score the weights and their average on realval (to watch, never to pick)",
     )
+    p.add_argument(
+        "--realval-crops",
+        type=Path,
+        help="--realval from the device's crops saved in this file (models.gpu pack) instead of the photos",
+    )
     return p.parse_args(argv)
 
 
 REALVAL_TAU = 0.5  # the shipped model's post-hoc logit adjustment (models.convert --logit-adjust)
 
 
-def realval_watch(enabled: bool):
+def realval_watch(enabled: bool, crops: Path | None = None):
     """A function that scores a model on realval's crops, or None. The device's detector finds the faces once (the
-    crop does not depend on the classifier's weights); each call then costs one float pass over ~250 crops."""
-    if not enabled:
+    crop does not depend on the classifier's weights); each call then costs one float pass over ~250 crops. With
+    `crops` (written by `models.gpu pack`) the faces come from that file instead: the GPU machine has neither the
+    photos nor the detector's runtime."""
+    if not enabled and crops is None:
         return None
     from models.fer import logit_adjustment
-    from models.realval import net_scores, realval_dir, run_photos
+    from models.realval import net_scores, photos_from_crops, realval_dir, run_photos
 
-    folder = realval_dir()
-    if not (folder / "labels.csv").is_file():
-        print(f"--realval: no {folder / 'labels.csv'}; training goes on without it (set MOODBOX_REALVAL to the folder)")
-        return None
     t0 = time.time()
-    photos = run_photos(Path(__file__).resolve().parent / "emotion_vgg16_int8.tflite", folder)
+    if crops is not None:
+        photos, folder = photos_from_crops(crops), crops
+    else:
+        folder = realval_dir()
+        if not (folder / "labels.csv").is_file():
+            print(f"--realval: no {folder / 'labels.csv'}; training goes on without it (set MOODBOX_REALVAL to it)")
+            return None
+        photos = run_photos(Path(__file__).resolve().parent / "emotion_vgg16_int8.tflite", folder)
     shift = logit_adjustment(REALVAL_TAU)
     found = sum(ph.crop is not None for ph in photos)
     print(f"--realval: {found} faces in {len(photos)} photos of {folder} ({time.time() - t0:.0f} s)")
@@ -280,7 +290,7 @@ def main(argv: list[str] | None = None) -> dict:
         kept["torch_rng"] = torch.get_rng_state()  # dropout's masks: a resumed run draws the ones it would have
         return kept | ({"ema": ema.state()} if ema is not None else {}) | extra
 
-    watch = realval_watch(args.realval)
+    watch = realval_watch(args.realval, args.realval_crops)
     log_path = args.out / ("smoke_log.jsonl" if args.smoke else "train_log.jsonl")
     run_start, out_of_time, batches_this_run = time.time(), False, 0
     epochs_this_run = 0

@@ -238,6 +238,7 @@ def test_gpu_script_packs_trains_and_unpacks_at_a_tiny_size(tmp_path):
     full = pack(tmp_path / "full")  # the real pack must fit beside the work tree
     assert full["training_faces"] == 28709 and full["publictest_faces"] == 3589
     assert full["total_bytes"] <= SEND_LIMIT
+    assert full["realval_faces"] == 243  # the device's crops of the realval photos, for the GPU runs to watch
     env = isolated_env(tmp_path)
     _run(["models.gpu", "pack", "--faces", "256", "--out", str(tmp_path / "pack")], env)
     out = tmp_path / "out"
@@ -245,11 +246,20 @@ def test_gpu_script_packs_trains_and_unpacks_at_a_tiny_size(tmp_path):
     _run(["models.gpu", "train", *args, "--epochs", "2", "--batch", "32", "--threads", "1"], env)
     files = list(out.iterdir())
     assert 2 <= len(files) <= FILES_BACK and all(f.stat().st_size <= FILE_LIMIT for f in files)
-    assert (out / "train_log.jsonl").read_text().strip()
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert log and all(e["realval"]["accuracy_all"] >= 0 and "realval_ema" in e for e in log)  # watched each epoch
     _run(["models.gpu", "unpack", str(out), "--to", str(tmp_path / "ckpt" / "best.pt")], env)
     net = VGG16()
     net.load_state_dict(torch.load(tmp_path / "ckpt" / "best.pt", weights_only=False)["model"])
     assert net(torch.full((1, 1, 48, 48), 128.0)).shape == (1, 7)
+    # the packed crops score a network exactly as the photos through the device's detector and crop do
+    from models.realval import net_scores, photos_from_crops, realval_dir, run_photos
+
+    here = net_scores(run_photos(REPO / "models" / "emotion_vgg16_int8.tflite", realval_dir()), net)
+    packed = net_scores(photos_from_crops(tmp_path / "pack" / "realval.npz"), net)
+    assert {k: packed[k] for k in ("accuracy_all", "confusion", "detection_misses")} == {
+        k: here[k] for k in ("accuracy_all", "confusion", "detection_misses")
+    }
 
 
 def test_gpu_session_runs_two_side_by_side_then_restarts_from_the_better(tmp_path):
@@ -270,6 +280,7 @@ def test_gpu_session_runs_two_side_by_side_then_restarts_from_the_better(tmp_pat
         summary = json.loads(r.stdout[r.stdout.index("{") :])
         assert set(summary["runs"]) == set(SESSION[stage])
         assert all(run["returncode"] == 0 and run["epochs"] == 1 for run in summary["runs"].values())
+        assert all(0 <= run["realval_at_best"] <= 1 for run in summary["runs"].values())
         files = [f for f in (out / stage).rglob("*") if f.is_file()]
         assert len(files) <= FILES_BACK and all(f.stat().st_size <= FILE_LIMIT for f in files)
     chosen = r.stdout.split("restarting from ", 1)[1].split()[0]
