@@ -101,6 +101,7 @@ def training_stages(path: Path, checkpoint: dict) -> list[dict]:
                 "schedule_epochs": h["epochs"],
                 "peak_lr": h["lr"],
                 "soft_weight": h["soft_weight"],
+                "la_tau": h.get("la_tau"),
                 "epochs_run": h["epochs"],
                 "checkpoint_epoch": h["epochs"],
                 "minutes": h.get("minutes", 0.0),
@@ -118,13 +119,16 @@ def training_stages(path: Path, checkpoint: dict) -> list[dict]:
             stages = training_stages(init, torch.load(init, map_location="cpu", weights_only=False))
         else:
             print(f"warning: {init}, the checkpoint this run started from, is gone; its history is not recorded")
-    log = path.parent / ("smoke_log.jsonl" if path.name.startswith("smoke") else "train_log.jsonl")
+    log = path.with_name(path.stem + ".train_log.jsonl")  # models.gpu unpack: the log of this checkpoint's run
+    if not log.exists():  # models.train: one log for the run's folder
+        log = path.parent / ("smoke_log.jsonl" if path.name.startswith("smoke") else "train_log.jsonl")
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
     rows = list({r["epoch"]: r for r in rows}.values())  # an epoch re-run after a kill is counted once
     stages.append(
         {
             "started_from": "the previous stage's checkpoint" if args.get("init") else "random weights",
             "schedule_epochs": args.get("epochs"),
+            "schedule_minutes": args.get("minutes") or None,  # a time-budgeted run: the cosine spans the clock
             "peak_lr": args.get("lr"),
             "soft_weight": args.get("soft_weight"),
             "epochs_run": len(rows),
@@ -133,6 +137,8 @@ def training_stages(path: Path, checkpoint: dict) -> list[dict]:
             "device": rows[-1]["device"] if rows else None,
             "precision": rows[-1]["precision"] if rows else None,
             "public_test_by_epoch": [round(r["public_test"]["acc"], 4) for r in rows],
+            "kept_public_test": (checkpoint.get("public_test") or {}).get("acc"),
+            "kept_average": bool(checkpoint.get("ema")),  # the weights' moving average, not the epoch's weights
         }
     )
     return stages

@@ -221,8 +221,8 @@ def unpack(files_dir: Path, to: Path) -> Path:
     ckpt = {"model": state, "epoch": manifest["epoch"], "public_test": manifest["public_test"], "args": args}
     torch.save(ckpt | ({"ema": manifest["ema"]} if manifest.get("ema") else {}), to)
     log = files_dir / "train_log.jsonl"
-    if log.exists():
-        (to.parent / "train_log.jsonl").write_bytes(log.read_bytes())
+    if log.exists():  # named after the checkpoint, so that runs unpacked into one folder keep their own logs
+        to.with_name(to.stem + ".train_log.jsonl").write_bytes(log.read_bytes())
     return to
 
 

@@ -252,6 +252,14 @@ def test_gpu_script_packs_trains_and_unpacks_at_a_tiny_size(tmp_path):
     net = VGG16()
     net.load_state_dict(torch.load(tmp_path / "ckpt" / "best.pt", weights_only=False)["model"])
     assert net(torch.full((1, 1, 48, 48), 128.0)).shape == (1, 7)
+    # the run's log comes back named after the checkpoint (two runs unpacked into one folder keep their own), and
+    # the metadata's training history is read from it
+    from models.convert import training_stages
+
+    assert (tmp_path / "ckpt" / "best.train_log.jsonl").read_text() == (out / "train_log.jsonl").read_text()
+    stage = training_stages(tmp_path / "ckpt" / "best.pt", torch.load(tmp_path / "ckpt" / "best.pt"))[-1]
+    assert stage["epochs_run"] == len(log) and stage["schedule_minutes"] == 0.1
+    assert stage["kept_public_test"] == json.loads((out / "manifest.json").read_text())["public_test"]["acc"]
     # the packed crops score a network exactly as the photos through the device's detector and crop do
     from models.realval import net_scores, photos_from_crops, realval_dir, run_photos
 
