@@ -303,10 +303,17 @@ def session(stage: str, pack_dir: Path, out: Path, minutes: float, extra: list[s
                 "best_public_test": max(e["public_test"]["acc"] for e in epochs),
                 "best_public_test_ema": max(e.get("public_test_ema", {}).get("acc", 0.0) for e in epochs),
             }
-            kept = max(epochs, key=lambda e: e.get("public_test_ema", e["public_test"])["acc"])
-            watched = kept.get("realval_ema", kept.get("realval"))
-            if watched:  # watched, not picked by: realval at the epoch PublicTest picks
-                summary[name]["realval_at_best"] = watched["accuracy_all"]
+            # realval of the weights the run exports (the epoch's or the average's, whichever PublicTest picks):
+            # watched, never used to pick
+            scored = [
+                (e[test]["acc"], e.get(watched))
+                for e in epochs
+                for test, watched in (("public_test", "realval"), ("public_test_ema", "realval_ema"))
+                if test in e
+            ]
+            at_best = max(scored, key=lambda t: t[0])[1]
+            if at_best:
+                summary[name]["realval_at_best"] = at_best["accuracy_all"]
         if rc:
             tail = (work / name / "stdout.log").read_text()[-2000:].replace("\r", "\n")
             print(f"== run {name} failed (exit {rc}):\n{tail}", flush=True)

@@ -68,8 +68,7 @@ def _logit_adjustment_choice(meta: dict) -> str:
         return (
             f"in the loss: the head was retrained with the logit-adjusted loss (Menon et al., ICLR 2021, tau "
             f"{in_loss[-1]:g}: tau x log(class prior of Training) added to the logits while training), so the file needs "
-            f"no post-hoc shift. {why} On the same network the plain loss with a post-hoc shift (tau 0.5) scored "
-            "the same PrivateTest and less realval (the table above)."
+            f"no post-hoc shift. {why} The table above compares it with the plain loss and a post-hoc shift."
         )
     if training.get("logit_adjustment_tau"):
         return (
