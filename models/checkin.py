@@ -6,7 +6,9 @@ Scores the checkpoint in float, with the shipped post-hoc logit adjustment, on F
 and on realval through the device's detector and crop (`models.experiments`), and writes the row `--name` into
 `models/experiments.json` (measured again, it keeps its place), so the card shows where the run stands. It is
 compared with `--against`, the shipped weights measured the same way. The rule of issue 13: a model ships only if
-it is better on realval and no worse on PrivateTest. With `--ship` and a better model it then runs the
+it is better on realval and no worse on PrivateTest, and only if the smile in ../shared/media/justin.jpg still
+reads happy through the device's detector and crop (`guard`: the device's tests require it; on 2026-12-04 a model
+better on both measures read it as neutral). With `--ship` and a better model it then runs the
 conversion to int8 and the evaluation that rewrites the card and the metadata; the demo faces and the README's
 numbers are left to check by hand (it says which commands).
 """
@@ -34,6 +36,34 @@ def describe(checkpoint: Path) -> str:
     ema = state.get("ema")
     what = f"weight average (decay {ema['decay']}) after" if ema else "best checkpoint after"
     return f"{what} epoch {state.get('epoch', -1) + 1} of {epochs}{seen}"
+
+
+def guard(checkpoint: Path, logit_adjust: float) -> tuple[bool, str]:
+    """The device's own check on a real photo, in float: the smile in ../shared/media/justin.jpg, found and cut by
+    the device's detector and crop, must read happy (the device's tests require it of the shipped model)."""
+    import cv2
+    import torch
+
+    from device.events import Frame
+    from models.evaluate import float_net
+    from models.fer import CLASS_NAMES, data_dir, logit_adjustment
+    from models.realval import _pipeline
+
+    photo = data_dir().parent / "media" / "justin.jpg"
+    grey = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
+    if grey is None:
+        return False, f"{photo} is missing: put ../shared/media beside the checkout"
+    pipeline = _pipeline(HERE / "emotion_vgg16_int8.tflite")  # the crop does not depend on the classifier
+    reading, _ = pipeline.process(Frame(grey, 0.0, 0))
+    if not reading.faces:
+        return False, f"the device finds no face in {photo.name}"
+    face = max(reading.faces, key=lambda f: f.face.w * f.face.h).face
+    net = float_net(checkpoint, logit_adjustment(logit_adjust) if logit_adjust else None)
+    with torch.no_grad():
+        p = torch.softmax(net(torch.from_numpy(pipeline.classifier.crop(grey, face)).float()[None, None]), 1)[0]
+    read = CLASS_NAMES[int(p.argmax())]
+    happy = float(p[CLASS_NAMES.index("happy")])
+    return read == "happy", f"{photo.name} reads {read} (happy {happy:.2f})"
 
 
 def verdict(row: dict, reference: dict) -> tuple[bool, str]:
@@ -74,6 +104,9 @@ def main(argv: list[str] | None = None) -> bool:
         [args.name, "--checkpoint", str(args.checkpoint), "--logit-adjust", str(args.logit_adjust), "--what", what]
     )
     better, why = verdict(row, rows[args.against])
+    if better:  # better on the measures, and the device's guard still holds
+        better, said = guard(args.checkpoint, args.logit_adjust)
+        why += f"; {said}" + ("" if better else ", and the device's tests require happy there")
     print(("better: " if better else "not better: ") + why)
     if better and args.ship:
         steps = [

@@ -497,6 +497,12 @@ def test_a_check_in_records_the_run_and_ships_only_what_is_better_on_both(tmp_pa
     torch.save({"epoch": 11, "public_test": {"acc": 0.641}, "args": {"epochs": 150}}, ckpt)
     ran: list[list[str]] = []
     monkeypatch.setattr(checkin.subprocess, "run", lambda cmd, **kw: ran.append(cmd))
+    monkeypatch.setattr(checkin, "guard", lambda *a: (False, "justin.jpg reads neutral (happy 0.42)"))
+    monkeypatch.setattr(
+        experiments, "measure", lambda *a, **k: {"PrivateTest": {"accuracy": 0.71}, "realval": {"accuracy_all": 0.80}}
+    )  # better on both, but the device's guard fails: not shipped
+    assert checkin.main(["--checkpoint", str(ckpt), "--against", "shipped", "--ship"]) is False and ran == []
+    monkeypatch.setattr(checkin, "guard", lambda *a: (True, "justin.jpg reads happy (happy 0.76)"))
 
     def measured(private: float, realval: float):
         return lambda *a, **k: {"PrivateTest": {"accuracy": private}, "realval": {"accuracy_all": realval}}
@@ -524,6 +530,24 @@ def test_a_check_in_records_the_run_and_ships_only_what_is_better_on_both(tmp_pa
     head = str(tmp_path / "head.pt")
     assert [cmd[cmd.index("--checkpoint") + 1] for cmd in ran] == [head, head]
     assert "then its head retrained" in json.loads(record.read_text())[1]["what"]
+
+
+@pytest.mark.parametrize("forced", ["happy", "neutral"])
+def test_the_check_in_guard_reads_justin_through_the_device_crop(tmp_path, forced):
+    """checkin.guard runs the real photo through the device's detector and crop and a float network: a network made
+    to answer `forced` passes only when that is happy, and says what it read."""
+    import torch
+
+    from models import checkin
+    from models.fer import CLASS_NAMES
+    from models.vgg16_torch import VGG16
+
+    net = VGG16()
+    with torch.no_grad():
+        net.head[-1].bias[CLASS_NAMES.index(forced)] += 100.0
+    torch.save({"model": net.state_dict()}, tmp_path / "forced.pt")
+    ok, said = checkin.guard(tmp_path / "forced.pt", 0.0)
+    assert ok is (forced == "happy") and said.startswith(f"justin.jpg reads {forced}")
 
 
 def test_head_retraining_changes_only_the_head_and_reuses_its_features(tmp_path):
