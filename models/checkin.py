@@ -44,23 +44,23 @@ def guard(checkpoint: Path, logit_adjust: float) -> tuple[bool, str]:
     import cv2
     import torch
 
-    from device.events import Frame
     from models.evaluate import float_net
     from models.fer import CLASS_NAMES, data_dir, logit_adjustment
-    from models.realval import _pipeline
+    from models.realval import _pipeline, largest_face
 
     photo = data_dir().parent / "media" / "justin.jpg"
     grey = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
     if grey is None:
         return False, f"{photo} is missing: put ../shared/media beside the checkout"
-    pipeline = _pipeline(HERE / "emotion_vgg16_int8.tflite")  # the crop does not depend on the classifier
-    reading, _ = pipeline.process(Frame(grey, 0.0, 0))
-    if not reading.faces:
+    # the shipped file only finds and cuts the face: the crop does not depend on the classifier
+    pipeline = _pipeline(HERE / "emotion_vgg16_int8.tflite")
+    best = largest_face(pipeline, grey)
+    if best is None:
         return False, f"the device finds no face in {photo.name}"
-    face = max(reading.faces, key=lambda f: f.face.w * f.face.h).face
+    crop = pipeline.classifier.crop(grey, best.face)
     net = float_net(checkpoint, logit_adjustment(logit_adjust) if logit_adjust else None)
     with torch.no_grad():
-        p = torch.softmax(net(torch.from_numpy(pipeline.classifier.crop(grey, face)).float()[None, None]), 1)[0]
+        p = torch.softmax(net(torch.from_numpy(crop).float()[None, None]), 1)[0]
     read = CLASS_NAMES[int(p.argmax())]
     happy = float(p[CLASS_NAMES.index("happy")])
     return read == "happy", f"{photo.name} reads {read} (happy {happy:.2f})"

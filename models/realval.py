@@ -53,15 +53,19 @@ def _pipeline(model: Path, detector: str = "auto"):
     return Pipeline(make_detector(detector), classifier, MoodEngine(MoodSettings()), too_dark_below=0)
 
 
-def cropped_to_face(pipeline, grey: np.ndarray, margin: float, size: int = 256) -> np.ndarray | None:
-    """The photo cut to a square around its largest face, `margin` times the face box, at `size` pixels: the
-    framing of expression photo sets that are cropped to the face (below 1.0 the chin or hair is cut off)."""
+def largest_face(pipeline, grey: np.ndarray):
+    """The device's reading of the largest face in a whole grey photo (box and probabilities), or None."""
     from device.events import Frame
 
     reading, _ = pipeline.process(Frame(grey, 0.0, 0))
-    if not reading.faces:
-        return None
-    return cut_square(grey, max(reading.faces, key=lambda r: r.face.w * r.face.h).face, margin, size)
+    return max(reading.faces, key=lambda r: r.face.w * r.face.h) if reading.faces else None
+
+
+def cropped_to_face(pipeline, grey: np.ndarray, margin: float, size: int = 256) -> np.ndarray | None:
+    """The photo cut to a square around its largest face, `margin` times the face box, at `size` pixels: the
+    framing of expression photo sets that are cropped to the face (below 1.0 the chin or hair is cut off)."""
+    best = largest_face(pipeline, grey)
+    return None if best is None else cut_square(grey, best.face, margin, size)
 
 
 def cut_square(grey: np.ndarray, face, margin: float, size: int = 256) -> np.ndarray:
@@ -128,8 +132,6 @@ def run_photos(
     detector is scored on the same cut photos; `condition` is one of CONDITIONS, applied to the whole photo)."""
     import dataclasses
 
-    from device.events import Frame
-
     folder = folder or realval_dir()
     rows = list(csv.DictReader((folder / "labels.csv").open()))
     if not rows:
@@ -150,12 +152,11 @@ def run_photos(
         if face_crop is not None:
             cut = cropped_to_face(cutter, grey, face_crop)
             grey = cut if cut is not None else grey
-        reading, _ = pipeline.process(Frame(grey, 0.0, 0))
         label = CLASS_NAMES.index(row["label"])
-        if not reading.faces:
+        best = largest_face(pipeline, grey)
+        if best is None:
             photos.append(Photo(row["file"], label, None, None))
             continue
-        best = max(reading.faces, key=lambda f: f.face.w * f.face.h)
         crop = pipeline.classifier.crop(grey, best.face)
         photos.append(Photo(row["file"], label, crop, np.asarray(best.probabilities, np.float32), best.face.w))
     return photos
