@@ -15,8 +15,9 @@ class Frame:
     """One grey picture from a camera. It lives in memory only and is never written anywhere."""
 
     grey: np.ndarray  # uint8 [H, W]
-    t: float  # seconds since the source started (media time for replays)
+    t: float  # seconds: the camera's own time, or the one clock once the feed has stamped it (see CameraFeed)
     index: int
+    opening: int = 0  # which opening of the camera it came from: the feed counts them, and a new one starts afresh
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class FaceEmotion:
 class Reading:
     """Everything the pipeline learned from one frame."""
 
-    t: float
+    t: float  # the one clock: seconds that never go back, whichever camera took the frame (video time in a replay)
     faces: tuple[FaceEmotion, ...]
     frame_size: tuple[int, int]  # (width, height)
     wall_time: float = 0.0  # time.time() when the frame arrived
@@ -71,6 +72,6 @@ class MoodChange:
     mood: str  # one of EMOTIONS, or NOBODY
     previous: str | None
     confidence: float
-    t: float  # pipeline time of the frame that settled it
+    t: float  # the time (Reading.t) of the frame that settled it
     wall_time: float  # time.time() when it was decided
     probabilities: tuple[float, ...] = ()

@@ -8,6 +8,11 @@
   adds nothing to the average but counts as someone here: in the dark the mood holds.
 - `someone_here` says whether a face, readable or too dark, was seen within `nobody_after_seconds`: Home
   Assistant's occupancy sensor, which a person walking into a dark room that was already "nobody" turns on.
+- Times are the readings' (`Reading.t`: one clock, which the camera feed keeps going when a camera is reopened).
+  A reading from a camera just (re)opened, or after a gap (its time went back, or is more than `GAP_SECONDS` and
+  the window after the last one: a clock that jumped, an analysis that stalled), starts a fresh window: the mood
+  holds, a new mood must lead for its whole dwell again, and the time without a face goes on from where it was,
+  the gap left out.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from device.events import EMOTIONS, NOBODY, MoodChange, Reading
+
+GAP_SECONDS = 5.0  # readings further apart than this (or than the window) have a gap between them
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,8 @@ class MoodEngine:
         self.someone_here = False
         self._candidate: str | None = None
         self._candidate_since = 0.0
+        self._last_t: float | None = None  # the time of the last reading
+        self._camera_opened = False
 
     @property
     def leader(self) -> str | None:
@@ -65,6 +74,11 @@ class MoodEngine:
     def update(self, reading: Reading) -> MoodChange | None:
         """Feed one frame's reading; returns a MoodChange when the room's mood settles on something new."""
         s, t = self.settings, reading.t
+        if self._last_t is not None:
+            step = t - self._last_t
+            if self._camera_opened or not 0 <= step <= max(GAP_SECONDS, s.window_seconds):
+                self._start_afresh(t)
+        self._last_t, self._camera_opened = t, False
         combined = frame_probabilities(reading)
         if reading.dark:
             self._last_face_t = t
@@ -99,6 +113,17 @@ class MoodEngine:
         if t - self._candidate_since >= s.dwell_seconds:
             return self._change(leader, best_p, t)
         return None
+
+    def camera_opened(self) -> None:
+        """The next reading comes from a camera just (re)opened: it starts a fresh window."""
+        self._camera_opened = True
+
+    def _start_afresh(self, t: float) -> None:
+        """After a gap: forget the window and the candidate; the time since the last face goes on from `t`."""
+        self._window.clear()
+        self._candidate = None
+        if self._last_face_t is not None and self._last_t is not None:
+            self._last_face_t = t - max(0.0, self._last_t - self._last_face_t)
 
     def _change(self, mood: str, confidence: float, t: float) -> MoodChange:
         change = MoodChange(

@@ -14,6 +14,10 @@ face's old expression is not counted again while it waits for its turn. Where cl
 classified in every frame; where it is slow the work is spread over a few frames instead of holding every frame
 up.
 
+Frames from the camera feed carry the one clock's time and the number of their camera's opening (see
+`device/camera/_feed.py`). When a camera is (re)opened, the faces followed so far are forgotten and the mood engine
+starts a fresh window.
+
 Faces whose centre lies in one of `ignored_areas` (a TV, a poster; fractions of the frame, set on the page) are
 dropped after detection: they are never classified, never reach the mood, and only their boxes are reported.
 
@@ -116,6 +120,7 @@ class Pipeline:
         self.bus = bus
         self.classify_budget_ms = classify_budget_ms  # None: every face in every frame (photos, offline replays)
         self._tracks = FaceTracks()
+        self._opening: int | None = None  # Frame.opening of the last frame
         self._face_ms = 0.0  # running estimate of one face's classification time
         self.frames = 0
         self.started = time.monotonic()
@@ -133,6 +138,9 @@ class Pipeline:
         return self.mailbox.dropped if self.mailbox is not None else 0
 
     def process(self, frame: Frame, capture_ms: float = 0.0, age_ms: float = 0.0) -> tuple[Reading, MoodChange | None]:
+        if frame.opening != self._opening:  # a camera (re)opened: its faces and the mood's window start afresh
+            self._opening, self._tracks = frame.opening, FaceTracks()
+            self.engine.camera_opened()
         t0 = time.perf_counter()
         arrived = time.time()
         grey = frame.grey

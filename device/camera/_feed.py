@@ -1,5 +1,10 @@
 """Keeps a camera running: opens it, reports failures, and retries with backoff. The daemon never dies from a
-camera that fails at start, freezes its errors, or is unplugged mid-run."""
+camera that fails at start, freezes its errors, or is unplugged mid-run.
+
+Every frame it hands on carries the one clock's time (`FrameClock`), and the number of the camera's opening
+(`Frame.opening`): a reopened camera's frames go on from where the last ones were, and the mood starts a fresh
+window with them.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from device.camera import Camera, CameraError
+from device.camera._clock import FrameClock
 from device.events import Frame
 
 log = logging.getLogger(__name__)
@@ -21,6 +28,7 @@ class CameraFeed:
         opener: Callable[[], Camera],
         heartbeat: Callable[[], None] = lambda: None,
         backoff: tuple[float, ...] = BACKOFF,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._opener = opener
         self._heartbeat = heartbeat
@@ -33,6 +41,8 @@ class CameraFeed:
         self.source = "none"
         self.paused = threading.Event()  # privacy mode: camera closed until cleared
         self._reopen: Callable[[], Camera] | None = None
+        self._clock = FrameClock(clock)
+        self.openings = 0  # how many times a camera was opened; the frames carry it
 
     def switch(self, opener: Callable[[], Camera]) -> None:
         """Use another camera source from the next frame on (the settings page changed it)."""
@@ -76,6 +86,8 @@ class CameraFeed:
             if self.camera is None:
                 try:
                     self.camera = self._opener()
+                    self.openings += 1
+                    self._clock.camera_opened()
                     self.source = self.camera.name
                     self.state, self.retry_at = "live", None
                     if self.failures:
@@ -96,7 +108,7 @@ class CameraFeed:
             if frame is None:
                 self.state = "ended"
                 return None
-            return frame
+            return replace(frame, t=self._clock.stamp(frame.t), opening=self.openings)
         return None
 
     def close(self) -> None:
