@@ -90,6 +90,21 @@ class Player(_Section):
     )
 
 
+_SPOTIFY_CLIENT_ID = re.compile(r"[0-9a-fA-F]{32}")
+
+
+def spotify_client_id(v: str) -> str:
+    """A Spotify app's Client ID as pasted, spaces around it dropped: 32 hex digits, or empty (not set up yet).
+    One rule for the config file's [spotify] client_id and the page's Settings → Spotify."""
+    v = v.strip()
+    if v and not _SPOTIFY_CLIENT_ID.fullmatch(v):
+        raise ValueError(
+            "not a Spotify Client ID: it is 32 letters (a to f) and digits; copy it from your app's page on "
+            "developer.spotify.com"
+        )
+    return v
+
+
 class Spotify(_Section):
     client_id: str = Field("", description="your Spotify app's client ID (no secret is needed: PKCE)")
     speaker: str = Field("", description="the Spotify Connect speaker's name, as the Spotify app shows it")
@@ -98,6 +113,11 @@ class Spotify(_Section):
     )
     api_url: Annotated[str, Field(pattern=r"^https?://")] = "https://api.spotify.com/v1/"
     accounts_url: Annotated[str, Field(pattern=r"^https?://")] = "https://accounts.spotify.com"
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, v: str) -> str:
+        return spotify_client_id(v)
 
 
 class YouTube(_Section):
@@ -201,7 +221,7 @@ _PATTERNS = {
     "api_url": "must start with http:// or https://",
     "accounts_url": "must start with http:// or https://",
     "region": "must be a two-letter country code in capitals, like GB or US",
-    "client_id": "not a Spotify Client ID: copy the 32 letters and digits from the app's page on developer.spotify.com",
+    "client_id": "use at most 64 letters, digits, '-' and '_' (empty: moodbox-<hostname>)",  # [mqtt] client_id
 }
 
 
