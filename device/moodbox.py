@@ -227,8 +227,10 @@ class Moodbox:
         self.pipeline.keep_last_frame = new.preview_allowed
         self.pipeline.ignored_areas = tuple(a.as_tuple() for a in new.ignored_areas)
         if new.spotify_client_id != old.spotify_client_id and not self.config.spotify.client_id:
+            drove_spotify = self.spotify_auth.state in ("connected", "reconnect")
             self.spotify_auth.set_client_id(new.spotify_client_id)
-            self.autoplay.restart()
+            if drove_spotify:  # the old app's account is gone: the preview takes over. Else nothing changes yet.
+                self.autoplay.restart()
         if new.history_days != old.history_days:
             self.store.prune_history(new.history_days)
         self.autoplay.poke()
