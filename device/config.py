@@ -7,6 +7,7 @@ preview player, page on http://127.0.0.1:8080.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -126,6 +127,19 @@ class YouTube(_Section):
     daily_searches: Annotated[int, Field(ge=0, le=10000)] = 90
 
 
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def is_host(v: str) -> bool:
+    """A DNS name (letters, digits and hyphens between dots, at most 253 characters) or an IPv4/IPv6 address."""
+    try:
+        ipaddress.ip_address(v)
+        return True
+    except ValueError:
+        pass
+    return len(v) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in v.split("."))
+
+
 _TOPIC = r"[^/+#\x00\s]+(/[^/+#\x00\s]+)*"  # MQTT topic levels: no wildcards, no empty level, no spaces
 
 
@@ -149,9 +163,15 @@ class Mqtt(_Section):
     @field_validator("host")
     @classmethod
     def _host_when_enabled(cls, v: str, info: ValidationInfo) -> str:
-        if info.data.get("enabled") and not v.strip():
-            raise ValueError("set the broker's name or address (or enabled = false)")
-        return v.strip()
+        v = v.strip()
+        if info.data.get("enabled") and not v:
+            raise ValueError("set the broker's name or address, or leave the connection off")
+        if v and not is_host(v):
+            raise ValueError(
+                "not a broker name or address: use letters, digits, dots and hyphens (like homeassistant.local), "
+                "or an IP address (like 192.168.1.20)"
+            )
+        return v
 
     @field_validator("base_topic", "discovery_prefix")
     @classmethod
@@ -164,9 +184,9 @@ class Mqtt(_Section):
     @classmethod
     def _readable_ca(cls, v: str, info: ValidationInfo) -> str:
         if v and not info.data.get("tls"):
-            raise ValueError("a CA file is for TLS: set tls = true too, or leave ca_file empty")
+            raise ValueError("a CA file is only for TLS: turn TLS on too, or leave the CA file empty")
         if v and not Path(v).expanduser().is_file():
-            raise ValueError("no such file: give the path of the broker's CA certificate (PEM)")
+            raise ValueError("no such file on the box: give the path of the broker's CA certificate (a PEM file)")
         return v
 
 
