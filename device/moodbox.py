@@ -126,7 +126,10 @@ class Moodbox:
             },
         )
         self.bus.subscribe(
-            "page", lambda r: self.view.on_reading(r, self.engine.leader, self.engine.confidence), Reading, size=4
+            "page",
+            lambda r: self.view.on_reading(r, self.engine.leader, self.engine.confidence, self.engine.average),
+            Reading,
+            size=4,
         )
         self.bus.subscribe("page-mood", self.view.on_mood, MoodChange)
         self.bus.subscribe("autoplay", self.autoplay.on_mood, MoodChange)
