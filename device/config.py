@@ -7,6 +7,7 @@ preview player, page on http://127.0.0.1:8080.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -90,6 +91,21 @@ class Player(_Section):
     )
 
 
+_SPOTIFY_CLIENT_ID = re.compile(r"[0-9a-fA-F]{32}")
+
+
+def spotify_client_id(v: str) -> str:
+    """A Spotify app's Client ID as pasted, spaces around it dropped: 32 hex digits, or empty (not set up yet).
+    One rule for the config file's [spotify] client_id and the page's Settings → Spotify."""
+    v = v.strip()
+    if v and not _SPOTIFY_CLIENT_ID.fullmatch(v):
+        raise ValueError(
+            "not a Spotify Client ID: it is 32 letters (a to f) and digits; copy it from your app's page on "
+            "developer.spotify.com"
+        )
+    return v
+
+
 class Spotify(_Section):
     client_id: str = Field("", description="your Spotify app's client ID (no secret is needed: PKCE)")
     speaker: str = Field("", description="the Spotify Connect speaker's name, as the Spotify app shows it")
@@ -99,11 +115,29 @@ class Spotify(_Section):
     api_url: Annotated[str, Field(pattern=r"^https?://")] = "https://api.spotify.com/v1/"
     accounts_url: Annotated[str, Field(pattern=r"^https?://")] = "https://accounts.spotify.com"
 
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, v: str) -> str:
+        return spotify_client_id(v)
+
 
 class YouTube(_Section):
     api_key: SecretStr = Field(SecretStr(""), description="a YouTube Data API v3 key; empty = search links only")
     region: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "US"
     daily_searches: Annotated[int, Field(ge=0, le=10000)] = 90
+
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def is_host(v: str) -> bool:
+    """A DNS name (letters, digits and hyphens between dots, at most 253 characters) or an IPv4/IPv6 address."""
+    try:
+        ipaddress.ip_address(v)
+        return True
+    except ValueError:
+        pass
+    return len(v) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in v.split("."))
 
 
 _TOPIC = r"[^/+#\x00\s]+(/[^/+#\x00\s]+)*"  # MQTT topic levels: no wildcards, no empty level, no spaces
@@ -129,9 +163,15 @@ class Mqtt(_Section):
     @field_validator("host")
     @classmethod
     def _host_when_enabled(cls, v: str, info: ValidationInfo) -> str:
-        if info.data.get("enabled") and not v.strip():
-            raise ValueError("set the broker's name or address (or enabled = false)")
-        return v.strip()
+        v = v.strip()
+        if info.data.get("enabled") and not v:
+            raise ValueError("set the broker's name or address, or leave the connection off")
+        if v and not is_host(v):
+            raise ValueError(
+                "not a broker name or address: use letters, digits, dots and hyphens (like homeassistant.local), "
+                "or an IP address (like 192.168.1.20)"
+            )
+        return v
 
     @field_validator("base_topic", "discovery_prefix")
     @classmethod
@@ -144,9 +184,9 @@ class Mqtt(_Section):
     @classmethod
     def _readable_ca(cls, v: str, info: ValidationInfo) -> str:
         if v and not info.data.get("tls"):
-            raise ValueError("a CA file is for TLS: set tls = true too, or leave ca_file empty")
+            raise ValueError("a CA file is only for TLS: turn TLS on too, or leave the CA file empty")
         if v and not Path(v).expanduser().is_file():
-            raise ValueError("no such file: give the path of the broker's CA certificate (PEM)")
+            raise ValueError("no such file on the box: give the path of the broker's CA certificate (a PEM file)")
         return v
 
 
@@ -201,7 +241,7 @@ _PATTERNS = {
     "api_url": "must start with http:// or https://",
     "accounts_url": "must start with http:// or https://",
     "region": "must be a two-letter country code in capitals, like GB or US",
-    "client_id": "not a Spotify Client ID: copy the 32 letters and digits from the app's page on developer.spotify.com",
+    "client_id": "use at most 64 letters, digits, '-' and '_' (empty: moodbox-<hostname>)",  # [mqtt] client_id
 }
 
 

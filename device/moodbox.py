@@ -126,7 +126,10 @@ class Moodbox:
             },
         )
         self.bus.subscribe(
-            "page", lambda r: self.view.on_reading(r, self.engine.leader, self.engine.confidence), Reading, size=4
+            "page",
+            lambda r: self.view.on_reading(r, self.engine.leader, self.engine.confidence, self.engine.average),
+            Reading,
+            size=4,
         )
         self.bus.subscribe("page-mood", self.view.on_mood, MoodChange)
         self.bus.subscribe("autoplay", self.autoplay.on_mood, MoodChange)
@@ -227,8 +230,10 @@ class Moodbox:
         self.pipeline.keep_last_frame = new.preview_allowed
         self.pipeline.ignored_areas = tuple(a.as_tuple() for a in new.ignored_areas)
         if new.spotify_client_id != old.spotify_client_id and not self.config.spotify.client_id:
+            drove_spotify = self.spotify_auth.state in ("connected", "reconnect")
             self.spotify_auth.set_client_id(new.spotify_client_id)
-            self.autoplay.restart()
+            if drove_spotify:  # the old app's account is gone: the preview takes over. Else nothing changes yet.
+                self.autoplay.restart()
         if new.history_days != old.history_days:
             self.store.prune_history(new.history_days)
         self.autoplay.poke()

@@ -13,11 +13,25 @@ from typing import Any
 from device.events import EMOTIONS, NOBODY, MoodChange, Reading
 
 
+def leaning(average: Any) -> dict[str, Any] | None:
+    """The top mood of the faces' averaged probabilities and its share: {"mood": "sad", "share": 0.61}."""
+    if average is None or len(average) != len(EMOTIONS):
+        return None
+    best = max(range(len(EMOTIONS)), key=lambda i: average[i])
+    return {"mood": EMOTIONS[best], "share": round(float(average[best]), 4)}
+
+
 class RoomView:
     def __init__(self) -> None:
         self._lock = threading.Condition()
         self.version = 0
-        self._mood: dict[str, Any] = {"name": NOBODY, "confidence": 0.0, "since": time.time(), "leader": None}
+        self._mood: dict[str, Any] = {
+            "name": NOBODY,
+            "confidence": 0.0,
+            "since": time.time(),
+            "leader": None,
+            "leaning": None,
+        }
         self._faces: list[dict[str, Any]] = []
         self._ignored: list[list[int]] = []  # boxes of faces in an ignored area (a TV, a poster), not read
         self._dark: list[list[int]] = []  # boxes of faces too dark to read
@@ -33,8 +47,12 @@ class RoomView:
         self.version += 1
         self._lock.notify_all()
 
-    def on_reading(self, reading: Reading, leader: str | None = None, confidence: float | None = None) -> None:
-        """A frame's faces, the mood the average leans to now, and how sure the current mood still is."""
+    def on_reading(
+        self, reading: Reading, leader: str | None = None, confidence: float | None = None, average: Any = None
+    ) -> None:
+        """A frame's faces; the mood the room is changing to (`leader`, once it qualifies); the current mood's share
+        of the faces' averaged reading (`confidence`); and that average itself, whose top mood the page shows as
+        what the faces read now ("leaning"), whether or not it is enough to change the room's mood."""
         faces = [
             {
                 "box": list(f.face.box),
@@ -53,6 +71,7 @@ class RoomView:
             self._dark = dark
             self._frame = {"t": reading.t, "wall_time": reading.wall_time, "size": list(reading.frame_size)}
             self._mood["leader"] = leader
+            self._mood["leaning"] = leaning(average) if reading.faces else None
             if confidence is not None and self._mood["name"] != NOBODY:
                 self._mood["confidence"] = round(confidence, 4)
             # Wake the page when what a person would see changes, and otherwise at most twice a second.
@@ -68,6 +87,7 @@ class RoomView:
                 "confidence": change.confidence,
                 "since": change.wall_time,
                 "leader": None,
+                "leaning": self._mood.get("leaning"),
             }
             self._changes.append(
                 {

@@ -46,6 +46,13 @@ def _reasons(content: bytes) -> set[str]:
 _CAMEL = {"RATE_LIMIT_EXCEEDED": "rateLimitExceeded", "API_KEY_INVALID": "keyInvalid"}
 
 
+NO_KEY = (  # the page cannot set the key: it says who can, and what the link below does meanwhile
+    "No YouTube API key is set, so the link below searches YouTube for this mood instead. To list videos here, "
+    "whoever installed Moodbox adds a free YouTube Data API key to its config file (api_key, under [youtube]) and "
+    "restarts it."
+)
+
+
 class VideoSuggestions:
     def __init__(self, api_key: str, region: str, store: Store, daily_searches: int = 90, http: Any = None) -> None:
         self.api_key, self.region, self.store = api_key, region, store
@@ -83,7 +90,7 @@ class VideoSuggestions:
                 "videos": [],
                 "search_link": link,
                 "source": "none",
-                "notice": "No YouTube API key is set, so here is a search link instead (see README).",
+                "notice": NO_KEY,
             }
         key = f"{mood}|{self.region}|{query}"
         cached = self.store.cache_get("youtube", key, allow_stale=True)

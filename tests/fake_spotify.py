@@ -66,7 +66,7 @@ def track(i: int, tag: str) -> dict:
 class FakeSpotify:
     def __init__(self, premium: bool = True) -> None:
         self.premium = premium
-        self.client_id = "moodbox-test-client"
+        self.client_id = "5eb1ab5eb1ab5eb1ab5eb1ab5eb1ab00"  # a Client ID's form: 32 hex digits
         self.devices = [
             {
                 "id": "dev-kitchen",

@@ -160,7 +160,7 @@ def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz")
     cfg = tmp / "moodbox.toml"
     cfg.write_text(
-        '[camera]\nsource = "demo"\n[spotify]\nclient_id = "fuzz-client"\napi_url = "http://127.0.0.1:9/v1/"\n'
+        '[camera]\nsource = "demo"\n[spotify]\nclient_id = "f0220000000000000000000000000000"\napi_url = "http://127.0.0.1:9/v1/"\n'
         'accounts_url = "http://127.0.0.1:9"\n'
     )
     d = DaemonProcess(tmp, ["--config", str(cfg)], isolated_env(tmp))

@@ -31,6 +31,20 @@ def test_classify_finds_one_happy_face_and_none_in_the_cartoon(tmp_path, media):
     assert len(face["box"]) == 4
     assert face["emotion"] == "happy"
     assert cartoon["faces"] == [] and justin["too_dark"] == cartoon["too_dark"] == []
+    assert "XNNPACK" not in r.stderr, r.stderr  # LiteRT's "INFO: Created ... delegate" is not news to a user
+
+
+def test_only_litert_routine_line_is_held_back_from_stderr(capfd):
+    """The runtime's native code writes to fd 2: the INFO line is dropped, anything else comes through in order."""
+    import os
+
+    from device.litert import _without_chatter
+
+    with _without_chatter():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(2, b"ERROR: a real problem\n")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "ERROR: a real problem\nafter\n"
 
 
 def test_classify_says_a_face_is_too_dark_to_read(tmp_path, media):

@@ -105,3 +105,25 @@ def test_extra_page_names_must_be_host_names(tmp_path):
     assert load(write(tmp_path, '[web]\nextra_names = ["moodbox.lan"]\n')).web.extra_names == ["moodbox.lan"]
     with pytest.raises(ConfigError, match=r"\[web\] extra_names, entry 2 = 'evil example/': not a host name"):
         load(write(tmp_path, '[web]\nextra_names = ["moodbox.lan", "evil example/"]\n'))
+
+
+def test_the_spotify_client_id_has_one_rule_for_the_file_and_the_page(tmp_path):
+    """`client_id = "abc"` is refused in the file as on the page; a pasted ID with spaces around it is taken."""
+    from device.settings import Settings, SettingsBook, SettingsError
+    from device.store import Store
+
+    good = "0123456789abcdef0123456789ABCDEF"
+    assert load(write(tmp_path, f'[spotify]\nclient_id = " {good}\\n"\n')).spotify.client_id == good
+    for bad in ("abc", good[:-1], good + "0", "0123456789abcdef0123456789abcdeg"):
+        with pytest.raises(ConfigError, match=r"\[spotify\] client_id = .*: not a Spotify Client ID: it is 32 letters"):
+            load(write(tmp_path, f'[spotify]\nclient_id = "{bad}"\n'))
+        book = SettingsBook(Store(tmp_path / f"{bad}.db"), Config())
+        with pytest.raises(SettingsError) as refused:
+            book.update({"spotify_client_id": bad})
+        assert refused.value.problems["spotify_client_id"].startswith("not a Spotify Client ID: it is 32 letters")
+    assert Settings(spotify_client_id=f"  {good} ").spotify_client_id == good  # pasted with a leading space
+
+
+def test_the_mqtt_client_id_is_explained_as_itself(tmp_path):
+    with pytest.raises(ConfigError, match=r"\[mqtt\] client_id = 'a b': use at most 64 letters, digits"):
+        load(write(tmp_path, "[mqtt]\nclient_id = 'a b'\n"))

@@ -494,7 +494,7 @@ def test_a_wrong_password_is_a_clear_problem_and_no_crash(tmp_path):
     try:
         http = d.login()
         state = until(lambda: (http.get(d.base + "/api/state", timeout=5).json().get("mqtt") or {}).get("error"), 15)
-        assert "refused the user name or password" in state and "[mqtt] username and password" in state, state
+        assert "refused the user name or password" in state and "check the user name and password" in state, state
         snapshot = http.get(d.base + "/api/state", timeout=5).json()
         assert any(e["source"] == "mqtt" and "password" in e["message"] for e in snapshot["errors"])
         f0 = frames(d)
@@ -527,7 +527,7 @@ def test_tls_with_a_ca_made_by_the_test_and_the_settings_page(tmp_path):
         r = http.patch(d.base + "/api/mqtt", json={"ca_file": ""}, timeout=5)
         assert r.status_code == 200, r.text
         error = until(lambda: http.get(d.base + "/api/mqtt", timeout=5).json()["status"].get("error"), 10)
-        assert "TLS failed" in error and "certificate" in error and "ca_file" in error, error
+        assert "TLS failed" in error and "certificate" in error and "CA file" in error, error
         assert d.proc.poll() is None
         # A command left retained on the broker would run again at every reconnect: Moodbox ignores it.
         ha.send(f"{BASE}/privacy/set", "ON", retain=True)
@@ -554,10 +554,16 @@ def test_the_mqtt_section_is_validated_like_the_rest_of_the_config(tmp_path):
 
     assert parse({}).mqtt.enabled is False  # off by default
     cases = {
-        "[mqtt] host = '': set the broker's name or address": {"enabled": True},
+        "[mqtt] host = '': set the broker's name or address, or leave the connection off": {"enabled": True},
+        "[mqtt] host = 'bad host name!': not a broker name or address: use letters, digits": {"host": "bad host name!"},
+        "[mqtt] host = 'a..b': not a broker name or address": {"host": "a..b"},
+        "[mqtt] host = '-a.lan': not a broker name or address": {"host": "-a.lan"},
         "[mqtt] base_topic = 'moodbox/#': an MQTT topic like": {"base_topic": "moodbox/#"},
-        "[mqtt] ca_file = 'ca.pem': a CA file is for TLS: set tls = true": {"ca_file": "ca.pem"},
-        "no such file: give the path of the broker's CA": {"tls": True, "ca_file": str(tmp_path / "none.pem")},
+        "[mqtt] ca_file = 'ca.pem': a CA file is only for TLS: turn TLS on": {"ca_file": "ca.pem"},
+        "no such file on the box: give the path of the broker's CA": {
+            "tls": True,
+            "ca_file": str(tmp_path / "none.pem"),
+        },
         "[mqtt] port = 70000": {"port": 70000},
         "[mqtt] hots: unknown key; allowed here: enabled, host": {"hots": "x"},
     }
@@ -568,3 +574,28 @@ def test_the_mqtt_section_is_validated_like_the_rest_of_the_config(tmp_path):
     with pytest.raises(ConfigError) as e:
         parse({"mqtt": {"enabled": True, "password": "hunter22"}})
     assert "hunter22" not in str(e.value)  # a refused config never prints the password
+    for host in ("homeassistant.local", "192.168.1.20", "fd00::1", "broker", " mqtt.lan "):
+        assert parse({"mqtt": {"enabled": True, "host": host}}).mqtt.host == host.strip()
+
+
+def test_the_page_refuses_a_bad_host_and_tests_typed_settings_without_saving_them(box, broker):
+    """Settings → Home Assistant: the file's rule for the host, and "Test connection" against the real broker
+    with what is typed, saved nowhere, the live connection untouched."""
+    http, base = box.http, box.base
+    before = http.get(base + "/api/mqtt", timeout=5).json()
+    r = http.patch(base + "/api/mqtt", json={"host": "bad host name!"}, timeout=5)
+    assert r.status_code == 400 and "not a broker name or address" in r.json()["problems"]["host"], r.text
+    r = http.post(base + "/api/mqtt/test", json={"host": "bad host name!"}, timeout=5)
+    assert r.status_code == 400 and "host" in r.json()["problems"], r.text
+    # what the page sends: the typed fields; the saved password is used when none is typed
+    typed = {"host": "127.0.0.1", "port": broker.port, "username": "moodbox"}
+    answer = http.post(base + "/api/mqtt/test", json=typed, timeout=15).json()
+    assert answer == {"ok": True, "message": f"the MQTT broker at 127.0.0.1:{broker.port} accepted these settings"}
+    answer = http.post(base + "/api/mqtt/test", json={**typed, "password": "wrong one"}, timeout=15).json()
+    assert answer["ok"] is False and "refused the user name or password" in answer["message"], answer
+    closed = free_port()
+    answer = http.post(base + "/api/mqtt/test", json={**typed, "port": closed}, timeout=15).json()
+    assert answer["ok"] is False and "connection refused" in answer["message"], answer
+    after = http.get(base + "/api/mqtt", timeout=5).json()
+    assert {k: v for k, v in after.items() if k != "status"} == {k: v for k, v in before.items() if k != "status"}
+    assert after["status"]["state"] == "connected"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import re
 import socket
 import stat
 import time
@@ -84,17 +85,28 @@ def test_the_flow_survives_a_restart_between_its_two_steps(fake, tmp_path):
 @pytest.mark.parametrize(
     ("pasted", "message"),
     [
-        ("http://127.0.0.1:8080/callback?error=access_denied&state=x", "access denied"),
+        ("http://127.0.0.1:8080/callback?error=access_denied&state=x", "Cancel” was chosen on Spotify's page"),
+        ("http://127.0.0.1:8080/callback?error=no_such_thing", "Spotify did not connect (it said “no_such_thing”)"),
         ("http://127.0.0.1:8080/callback", "no ?code="),
         ("http://127.0.0.1:8080/callback?code=abc&state=wrong", "older connection attempt"),
+        ("http://127.0.0.1:8080/callback?code=abc", "that address is cut off"),  # pasted without its end
+        ("http://127.0.0.1:8080/callback?code=abc&state=", "that address is cut off"),
         ("hello", "no ?code="),
     ],
 )
 def test_bad_pasted_addresses_are_explained(fake, tmp_path, pasted, message):
     auth, _ = make(fake, tmp_path)
     auth.authorize_url()
-    with pytest.raises(ValueError, match=message.replace("?", r"\?")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         auth.finish(pasted)
+    assert auth.state == "not-connected"
+
+
+def test_an_address_cut_off_inside_its_state_says_so(fake, tmp_path):
+    auth, _ = make(fake, tmp_path)
+    state = auth.authorize_url().split("state=")[1].split("&")[0]
+    with pytest.raises(ValueError, match="that address is cut off"):
+        auth.finish(f"http://127.0.0.1:8080/callback?code=abc&state={state[:-3]}")
     assert auth.state == "not-connected"
 
 

@@ -272,3 +272,20 @@ def test_a_password_reset_also_ends_open_live_streams(tmp_path):
             assert time.monotonic() - start < 10
     finally:
         d.stop()
+
+
+def test_saving_a_client_id_alone_keeps_what_plays(box, http):
+    """Until Spotify is connected the preview shows what would play. A Client ID saved on its own changes no
+    player, so "Playing" must not turn into "Nothing yet" (it did: the save restarted auto-play)."""
+    deadline, playing = time.monotonic() + 90, None
+    while playing is None and time.monotonic() < deadline:
+        playing = http.get(box.base + "/api/state", timeout=5).json()["playing"]
+        time.sleep(0.3)
+    assert playing and playing["preview"], playing
+    try:
+        r = http.patch(box.base + "/api/settings", json={"spotify_client_id": "0123456789abcdef0123456789abcdef"})
+        assert r.status_code == 200, r.text
+        after = http.get(box.base + "/api/state", timeout=5).json()["playing"]
+        assert after is not None and after["started_at"] == playing["started_at"], after
+    finally:
+        http.patch(box.base + "/api/settings", json={"spotify_client_id": ""})

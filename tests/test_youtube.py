@@ -144,3 +144,4 @@ def test_without_a_key_there_is_a_search_link_and_no_call(tmp_path):
     out = yt.for_mood("sad")
     assert out["videos"] == [] and out["search_link"].startswith("https://www.youtube.com/results?search_query=")
     assert "No YouTube API key" in out["notice"] and http.uris == []
+    assert "README" not in out["notice"] and "whoever installed Moodbox adds" in out["notice"]  # page words

@@ -22,6 +22,7 @@ from web_ui import homeassistant
 from web_ui.auth import (
     BROWSER_COOKIE,
     BROWSER_SECONDS,
+    MIN_PASSWORD,
     KnownBrowsers,
     Owner,
     Sessions,
@@ -43,6 +44,9 @@ CSP = (
     "frame-ancestors 'none'"
 )
 OPEN_PATHS = {"/healthz", "/login", "/setup", "/favicon.ico"}
+# The word for each mood wherever the page shows one: "the room feels surprised", and the same in the picker, History,
+# Settings and Videos (the API keeps the model's names).
+MOOD_WORDS = {m: {"surprise": "surprised", "fear": "afraid", "disgust": "disgusted"}.get(m, m) for m in EMOTIONS}
 PAGES = ("now", "history", "videos", "settings", "system")
 PAGE_PATHS = frozenset({"/"} | {f"/{name}" for name in PAGES[1:]})
 
@@ -499,5 +503,7 @@ def create_app(box: Box) -> Flask:
         return Response(jpeg.tobytes(), mimetype="image/jpeg", headers={"Cache-Control": "no-store, max-age=0"})
 
     homeassistant.add_routes(app, box, body)  # Settings → Home Assistant (MQTT)
-    app.jinja_env.globals["now"] = time.time
+    app.jinja_env.globals.update(
+        now=time.time, mood_word=lambda m: MOOD_WORDS.get(m, m), mood_words=MOOD_WORDS, min_password=MIN_PASSWORD
+    )
     return app

@@ -29,7 +29,8 @@ from device.homeassistant._discovery import (
     discovery_messages,
     parse_command,
 )
-from device.homeassistant._link import Link
+from device.homeassistant._link import Link, try_settings
+from device.settings import SettingsError
 from device.store import Store
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class HomeAssistant:
         self._last_error: str | None = None
         self.ignored = 0  # malformed commands, for the log's rate limit and the tests
         self.link = Link(self._connected, self._message, self._tick, self._status)
+        self._trying = threading.Lock()  # "Test connection": one at a time
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -108,6 +110,21 @@ class HomeAssistant:
         self.link.reconfigure(self.settings, self._will(), _settings.client_id_for(self.settings))
         log.info("Home Assistant settings changed: %s", ", ".join(sorted(changes)))
         return self.describe()
+
+    def try_settings(self, changes: Any) -> dict[str, Any]:
+        """Settings → Home Assistant's "Test connection": connect once with the typed settings, without saving them
+        or touching the live link. One test at a time; SettingsError for settings that cannot be tried."""
+        settings = _settings.candidate(self._file, self._store, changes)
+        if not settings.host:
+            raise SettingsError({"host": "type the broker's name or address first"})
+        if not self._trying.acquire(blocking=False):
+            raise SettingsError({"body": "a test is already running: wait for its answer"})
+        try:
+            ok, message = try_settings(settings, _settings.client_id_for(settings) + "-test")
+        finally:
+            self._trying.release()
+        log.info("Home Assistant: tested %s:%s: %s", settings.host, settings.port, message)
+        return {"ok": ok, "message": message}
 
     # -- from the bus ---------------------------------------------------------------------------------------------
     def on_mood(self, change: MoodChange) -> None:

@@ -8,6 +8,7 @@ the camera or the music does ever waits for it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import socket
@@ -25,6 +26,7 @@ from device.config import Mqtt
 log = logging.getLogger(__name__)
 FIRST_RETRY_S, LAST_RETRY_S = 1.0, 60.0
 CONNECT_TIMEOUT_S = 5.0
+TRY_TIMEOUT_S = 4.0  # "Test connection" on the page waits at most this long for the broker
 KEEPALIVE_S = 30
 LOOP_S = 0.1  # how often the owner's tick runs while connected
 MAX_QUEUED = 500  # messages paho may hold while a slow broker catches up; never unbounded
@@ -35,21 +37,22 @@ def jittered(delay: float) -> float:
     return delay * random.uniform(0.5, 1.0)
 
 
-def explain(exc: BaseException, where: str) -> str:
-    """What went wrong while connecting, and the fix, for the page and the log (never the password)."""
+def explain(exc: BaseException, where: str, waited: float = CONNECT_TIMEOUT_S) -> str:
+    """What went wrong while connecting, and the fix, for the page and the log (never the password). In the words
+    of Settings → Home Assistant, which a config file's reader understands too."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         return (
             f"TLS failed at {where}: the broker's certificate was not accepted ({exc.verify_message}); "
-            "set [mqtt] ca_file to the CA that signed it"
+            "give the CA file that signed it"
         )
     if isinstance(exc, ssl.SSLError):
-        return f"TLS failed at {where} ({exc.reason or exc}): is this the broker's TLS port, and is [mqtt] tls right?"
+        return f"TLS failed at {where} ({exc.reason or exc}): is this the broker's TLS port, and should TLS be on?"
     if isinstance(exc, ConnectionRefusedError):
-        return f"cannot reach the MQTT broker at {where}: connection refused; is it running, and is [mqtt] port right?"
+        return f"cannot reach the MQTT broker at {where}: connection refused; is it running, and is the port right?"
     if isinstance(exc, socket.gaierror):
-        return f"cannot find the MQTT broker {where} ({exc.strerror}); check [mqtt] host"
+        return f"cannot find the MQTT broker {where} ({exc.strerror}); check the broker's name"
     if isinstance(exc, TimeoutError):
-        return f"no answer from the MQTT broker at {where} within {CONNECT_TIMEOUT_S:.0f} s; check [mqtt] host and port"
+        return f"no answer from the MQTT broker at {where} within {waited:.0f} s; check the broker's name and port"
     if isinstance(exc, OSError):
         return f"cannot connect to the MQTT broker at {where}: {exc.strerror or exc}"
     return f"cannot connect to the MQTT broker at {where}: {type(exc).__name__}: {exc}"
@@ -59,10 +62,51 @@ def refusal(reason: Any, where: str) -> str:
     text = str(reason)
     if getattr(reason, "value", None) in (4, 5, 134, 135) or "password" in text.lower() or "authori" in text.lower():
         return (
-            f"the MQTT broker at {where} refused the user name or password ({text}); "
-            "check [mqtt] username and password, or Settings → Home Assistant"
+            f"the MQTT broker at {where} refused the user name or password ({text}); check the user name and password"
         )
     return f"the MQTT broker at {where} refused the connection ({text})"
+
+
+def make_client(s: Mqtt, client_id: str) -> mqtt.Client:
+    """A paho client for these settings: user, password and TLS set, nothing connected yet."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    client.connect_timeout = CONNECT_TIMEOUT_S
+    client.max_queued_messages_set(MAX_QUEUED)
+    if s.username:
+        client.username_pw_set(s.username, s.password.get_secret_value() or None)
+    if s.tls:
+        client.tls_set_context(ssl.create_default_context(cafile=s.ca_file or None))
+    return client
+
+
+def try_settings(s: Mqtt, client_id: str, timeout: float = TRY_TIMEOUT_S) -> tuple[bool, str]:
+    """Settings → Home Assistant's "Test connection": one connection with these settings, beside the link (its
+    own client id, so the live connection is not pushed off), closed at once. (accepted, what happened); never
+    raises, and never takes longer than about `timeout` once the name is found."""
+    where = f"{s.host}:{s.port}"
+    answer: list[Any] = []
+    try:
+        client = make_client(s, client_id)
+        client.connect_timeout = timeout
+        client.on_connect = lambda _c, _u, _f, reason, _p: answer.append(reason)
+        client.connect(s.host, s.port, keepalive=KEEPALIVE_S)
+    except Exception as exc:  # OSError, ssl.SSLError, ValueError: said, never raised
+        return False, explain(exc, where, timeout)
+    deadline = time.monotonic() + timeout
+    try:
+        while not answer and time.monotonic() < deadline:
+            if client.loop(timeout=LOOP_S) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+    finally:
+        with contextlib.suppress(Exception):
+            client.disconnect()
+    if not answer:
+        if time.monotonic() >= deadline:
+            return False, f"no answer from the MQTT broker at {where} within {timeout:.0f} s: is this an MQTT port?"
+        return False, f"the MQTT broker at {where} closed the connection before accepting it"
+    if answer[0].is_failure:
+        return False, refusal(answer[0], where)
+    return True, f"the MQTT broker at {where} accepted these settings"
 
 
 class Link:
@@ -138,13 +182,7 @@ class Link:
             delay = min(delay * 2, LAST_RETRY_S)
 
     def _make_client(self, s: Mqtt) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self._client_id, protocol=mqtt.MQTTv311)
-        client.connect_timeout = CONNECT_TIMEOUT_S
-        client.max_queued_messages_set(MAX_QUEUED)
-        if s.username:
-            client.username_pw_set(s.username, s.password.get_secret_value() or None)
-        if s.tls:
-            client.tls_set_context(ssl.create_default_context(cafile=s.ca_file or None))
+        client = make_client(s, self._client_id)
         if self._will:
             client.will_set(self._will[0], self._will[1], qos=1, retain=True)
         client.on_connect = self._connected

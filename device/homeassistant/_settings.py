@@ -39,16 +39,21 @@ def effective(file: Mqtt, store: Store) -> Mqtt:
         return file
 
 
-def change(file: Mqtt, store: Store, changes: Any) -> Mqtt:
-    """Validate and save a partial change from the page; SettingsError names each bad field."""
+def candidate(file: Mqtt, store: Store, changes: Any) -> Mqtt:
+    """The settings a partial change from the page would make, validated but not saved; SettingsError names each
+    bad field. A password left out is the saved one."""
     if not isinstance(changes, dict) or not changes:
         raise SettingsError({"body": "send a JSON object with the MQTT settings to change"})
-    saved = _saved(store)
     try:
-        new = Mqtt.model_validate({**_plain(file), **saved, **changes}, strict=True)
+        return Mqtt.model_validate({**_plain(file), **_saved(store), **changes}, strict=True)
     except ValidationError as exc:
         raise SettingsError(explain(exc)) from None
-    store.set(STORE_KEY, {**saved, **{k: _plain(new)[k] for k in changes}})
+
+
+def change(file: Mqtt, store: Store, changes: Any) -> Mqtt:
+    """Validate and save a partial change from the page; SettingsError names each bad field."""
+    new = candidate(file, store, changes)
+    store.set(STORE_KEY, {**_saved(store), **{k: _plain(new)[k] for k in changes}})
     return new
 
 

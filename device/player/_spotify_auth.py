@@ -29,6 +29,19 @@ SCOPES = (
     "playlist-read-collaborative user-library-read user-top-read"
 )
 TIMEOUT = (3.05, 8)  # connect, read: no call waits forever
+NOT_SET_UP = "Spotify is not set up yet: follow the steps under Settings → Spotify (or set [spotify] client_id)"
+# Spotify's ?error= values (RFC 6749, 4.1.2.1) that a household can meet, in words; others are quoted.
+SPOTIFY_SAID = {
+    "access_denied": "Spotify did not give access: “Cancel” was chosen on Spotify's page, or this Spotify account "
+    "is not on the app's list (User Management on developer.spotify.com)",
+    "invalid_client": "Spotify does not know this app: check the Client ID in Settings → Spotify",
+    "invalid_request": "Spotify refused the request: check that the app's Redirect URI is exactly the address "
+    "shown in Settings → Spotify",
+    "unauthorized_client": "Spotify refused this app: check the Client ID and the app's settings on "
+    "developer.spotify.com",
+    "server_error": "Spotify had a problem on its side",
+    "temporarily_unavailable": "Spotify is busy just now",
+}
 
 
 class NotConnected(RuntimeError):
@@ -137,7 +150,7 @@ class SpotifyAuth:
     # -- the two steps of connecting -----------------------------------------------------------------------
     def authorize_url(self) -> str:
         if not self.configured:
-            raise NotConnected("not-configured", "set [spotify] client_id in the config first (see README)")
+            raise NotConnected("not-configured", NOT_SET_UP)
         self.manager.get_pkce_handshake_parameters()
         state = secrets.token_urlsafe(16)
         pending = {
@@ -160,10 +173,17 @@ class SpotifyAuth:
             raise ValueError("that link expired (15 minutes): press 'Connect Spotify' again")
         query = parse_qs(urlparse(pasted_url.strip()).query)
         if "error" in query:
-            raise ValueError(f"Spotify said: {query['error'][0]} (was access denied?); try again")
+            said = query["error"][0]
+            reason = SPOTIFY_SAID.get(said, f"Spotify did not connect (it said “{said[:60]}”)")
+            raise ValueError(f"{reason}. Press “Connect Spotify” to try again")
         code, state = query.get("code", [None])[0], query.get("state", [None])[0]
         if not code:
             raise ValueError("that address has no ?code=...: paste the whole address from the page you landed on")
+        if not state or (state != pending["state"] and pending["state"].startswith(state)):
+            raise ValueError(
+                "that address is cut off: its end is missing (it ends with “&state=…”). Copy the whole address "
+                "again, from http to the end, and paste it here"
+            )
         if state != pending["state"]:
             raise ValueError("that address belongs to an older connection attempt: press 'Connect Spotify' again")
         self.manager.code_verifier, self.manager.code_challenge = pending["verifier"], pending["challenge"]
@@ -180,7 +200,7 @@ class SpotifyAuth:
     def access_token(self) -> str:
         """A valid access token, refreshed a minute before it expires. Raises NotConnected."""
         if not self.configured:
-            raise NotConnected("not-configured", "Spotify is not set up: add [spotify] client_id (see README)")
+            raise NotConnected("not-configured", NOT_SET_UP)
         if self.needs_reconnect:
             raise NotConnected("reconnect", "Spotify access expired: reconnect Spotify in Settings")
         token = self.cached_token()

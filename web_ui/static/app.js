@@ -10,7 +10,9 @@
     happy: "#f4b400", surprise: "#ff7a45", neutral: "#8c9bab", sad: "#4a7bd0",
     angry: "#e04848", fear: "#8e5bd6", disgust: "#4caf72", nobody: "#3b3650",
   };
-  const FEELS = { surprise: "surprised", fear: "afraid", disgust: "disgusted" };  // "the room feels ..."
+  // The page's word for each mood ("surprised", not "surprise"), from the box (web_ui/app.py): one on every page.
+  const MOOD_WORDS = JSON.parse(document.body.dataset.moodWords || "{}");
+  const feels = (m) => MOOD_WORDS[m] || m;
   window.moodbox = { latencies: [], lastState: null };
 
   function toast(text, bad) {
@@ -38,17 +40,18 @@
     if (!r.ok) {
       const problems = data.problems ? " (" + Object.entries(data.problems).map(([k, v]) => k + ": " + v).join("; ") + ")" : "";
       const err = new Error((data.error || "Moodbox answered " + r.status + ": try again in a moment") + problems);
-      err.data = data;
+      err.data = data; err.status = r.status;
       throw err;
     }
     return data;
   }
 
   const pct = (x) => Math.round((x || 0) * 100) + "%";
+  // A message as a sentence: a capital first, a full stop last unless it has its own.
+  const sentence = (t) => t ? t.charAt(0).toUpperCase() + t.slice(1) + (/[.!?…]$/.test(t) ? "" : ".") : "";
   // A length of time: "45 s", "12 min", "5.5 h", "3.2 days"
   const span = (sec) => sec < 90 ? Math.round(sec) + " s" : sec < 5400 ? Math.round(sec / 60) + " min" :
     sec < 172800 ? +(sec / 3600).toFixed(1) + " h" : +(sec / 86400).toFixed(1) + " days";
-  const ago = (t) => span(Math.max(0, Date.now() / 1000 - t)) + " ago";
   const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 
   // ---- live state ---------------------------------------------------------------------------------------
@@ -65,6 +68,8 @@
   }
 
   const renderers = [];
+  // Other scripts (static/homeassistant.js) follow the live state too: fn(state) on every change.
+  window.moodbox.listen = (fn) => { renderers.push(fn); if (window.moodbox.lastState) fn(window.moodbox.lastState); };
   // ---- the connection, shown on every page: "Live", "Lost connection, retrying", "Reconnected" ------------
   window.moodbox.link = "connecting";
   function setLink(state, settled) {
@@ -114,8 +119,27 @@
     };
   }
 
+  // ---- bottom sheets ------------------------------------------------------------------------------------
+  // A <dialog class="sheet"> opened modal: above everything (the tab bar too) and inside the viewport. Esc, a tap
+  // on the backdrop or a [data-close] button closes it; the browser gives focus back to what opened it, and the
+  // opener's aria-expanded follows. Other panels can use it: window.moodbox.sheet(dialog, opener).
+  function sheet(dialog, opener) {
+    if (!dialog.moodboxSheet) {
+      const close = () => { if (dialog.open) dialog.close(); };
+      dialog.addEventListener("click", (e) => {
+        if (e.target === dialog || e.target.closest("[data-close]")) close();  // the dialog itself: its backdrop
+      });
+      dialog.addEventListener("close", () => { if (opener) opener.setAttribute("aria-expanded", "false"); });
+      dialog.moodboxSheet = {
+        open: () => { if (!dialog.open) dialog.showModal(); if (opener) opener.setAttribute("aria-expanded", "true"); },
+        close,
+      };
+    }
+    return dialog.moodboxSheet;
+  }
+  window.moodbox.sheet = sheet;
+
   // ---- Now ----------------------------------------------------------------------------------------------
-  const feels = (m) => FEELS[m] || m;
   const countdown = (t) => {
     const s = Math.max(0, Math.round(t - Date.now() / 1000));
     return s >= 3600 ? Math.floor(s / 3600) + ":" + String(Math.floor((s % 3600) / 60)).padStart(2, "0") + " h"
@@ -156,10 +180,10 @@
     }[room.state];
     if (room.state === "lost") return [head, " · retrying…"];
     const ap = s.autoplay || {}, next = ap.next, p = s.playing, player = s.player || {};
+    if (ap.enabled === false) return [head, " · auto-play is paused"];  // whatever would play: one wording
     if (next && next.mood) {
       const preview = player.player === "preview" || player.state === "preview";
       const what = musicName(next.music) + (room.state === "live" && next.mood === (s.mood || {}).name ? "" : " for " + feels(next.mood));
-      if (ap.enabled === false) return [head, " → would switch to " + what + ", but auto-play is paused"];
       const verb = preview ? " → would switch to " : " → switching to ";
       if (next.at && next.at > Date.now() / 1000) return [head, verb + what + " in ", { count: next.at }];
       if (next.held_by) return [head, verb + what + " when it can: " + next.held_by];
@@ -170,23 +194,48 @@
     return [head, " · nothing playing yet"];
   }
 
+  // What the faces say, in numbers that are true during a change too: the shown mood's share of the faces' reading
+  // ("happy 0% sure" was its share while the faces already read sad), what they read now, and where the room goes.
+  function moodLine(s) {
+    const m = s.mood || {}, mood = m.name, conf = m.confidence || 0, lean = m.leaning;
+    const read = (name, share) => pct(share) + " " + feels(name);
+    if (m.leader && m.leader !== mood) {
+      const leaderShare = lean && lean.mood === m.leader ? read(m.leader, lean.share) + ", " : "";
+      return "Changing to " + feels(m.leader) + " · the faces read " + leaderShare + read(mood, conf);
+    }
+    if (lean && lean.mood !== mood) {
+      return "Holding " + feels(mood) + " · the faces read " + read(lean.mood, lean.share) + ", " + read(mood, conf) +
+        ": not clear enough to change";
+    }
+    const lasting = "for " + span(Math.max(0, Date.now() / 1000 - m.since));
+    return (lean ? "The faces read " + read(mood, conf) : "No face read this moment: " + feels(mood)) + " · " + lasting;
+  }
+
   function initNow() {
     let autoplayOn = true;
+    const picker = sheet($("#mood-picker"), $("#not-my-mood"));
     const render = (s) => {
       const room = roomState(s), mood = (s.mood || {}).name || "nobody";
+      const ap = s.autoplay || {}, ov = ap.override;
+      // "Not my mood" holds a mood for the music: the big card says so, and what the camera reads goes below.
+      const held = room.state !== "lost" && ov && ov.mood && ov.until > Date.now() / 1000 ? ov.mood : null;
       const card = $("#mood-card");
-      card.dataset.live = room.state;
+      card.dataset.live = held ? "held" : room.state;
       const el = $("#mood");
       const showMood = room.state === "live" || (room.state === "lost" && mood !== "nobody");
-      el.textContent = showMood ? feels(mood) : room.title;
-      $("#mood-title").textContent = showMood ? "The room feels" : "Moodbox";
-      el.dataset.mood = mood;
-      document.documentElement.style.setProperty("--mood", MOOD_COLOURS[showMood ? mood : "nobody"] || MOOD_COLOURS.nobody);
-      const conf = room.state === "live" ? (s.mood || {}).confidence || 0 : 0;
+      const shown = held || (showMood ? mood : null);
+      el.textContent = shown ? feels(shown) : room.title;
+      $("#mood-title").textContent = held ? "You chose" : showMood ? "The room feels" : "Moodbox";
+      el.dataset.mood = shown || mood;
+      document.documentElement.style.setProperty("--mood", MOOD_COLOURS[shown || "nobody"] || MOOD_COLOURS.nobody);
+      const conf = room.state === "live" && !held ? (s.mood || {}).confidence || 0 : 0;
       $("#confidence-bar").style.width = pct(conf);
-      $("#confidence").textContent = room.state === "live" ? pct(conf) + " sure, for " + ago(s.mood.since).replace(" ago", "") : "";
+      $("#confidence").textContent = held ? "Music for " + feels(held) + " until " + clock(ov.until) :
+        room.state === "live" ? moodLine(s) : "";
       const why = $("#mood-why");
-      why.hidden = !room.why; why.textContent = room.why;
+      const whyText = !held ? room.why : room.why || (room.state === "live" ? "The faces read " + feels(mood) + "." : "");
+      why.hidden = !whyText; why.textContent = whyText;
+      $("#release-hold").hidden = !held;
 
       const line = $("#story");
       line.textContent = "";
@@ -217,7 +266,6 @@
         p.source.description + " for " + feels(p.mood) +
         (p.speaker ? " on " + p.speaker : "") : "Nothing yet";
       $("#tracks").textContent = "";
-      const ap = s.autoplay || {};
       autoplayOn = ap.enabled !== false;
       const player = s.player || {};
       // "nobody here" is the auto-play's reading of an empty room; while the camera is not looking, or someone is
@@ -237,11 +285,7 @@
         !canSkip ? (player.connected ? "Skip works once Moodbox has started music on the speaker." : "Skip works once Spotify is connected (Settings).") : "";
       $("#controls-why").hidden = !reason;
       $("#controls-why").textContent = reason;
-      const ov = $("#override");
-      if (ap.override && ap.override.mood) {
-        ov.hidden = false;
-        ov.textContent = "Holding " + feels(ap.override.mood) + " until " + clock(ap.override.until);
-      } else ov.hidden = true;
+      if (lost) picker.close();
     };
     renderers.push(render);
     setInterval(() => { if (window.moodbox.lastState) render(window.moodbox.lastState); }, 1000);  // the countdowns
@@ -255,16 +299,15 @@
     $("#skip").addEventListener("click", async () => {
       try { await api("POST", "/api/skip"); toast("Skipped"); } catch (e) { toast(e.message, true); }
     });
-    $("#not-my-mood").addEventListener("click", () => {
-      const picker = $("#mood-picker");
-      picker.hidden = !picker.hidden;
-      $("#not-my-mood").setAttribute("aria-expanded", String(!picker.hidden));
+    $("#not-my-mood").addEventListener("click", picker.open);
+    $("#release-hold").addEventListener("click", async () => {
+      try { await api("POST", "/api/not-my-mood", { mood: null }); toast("Moodbox decides again"); }
+      catch (e) { toast(e.message, true); }
     });
     $$("#mood-picker .chip").forEach((chip) => chip.addEventListener("click", async () => {
       try {
         await api("POST", "/api/not-my-mood", { mood: chip.dataset.mood || null });
-        $("#mood-picker").hidden = true;
-        $("#not-my-mood").setAttribute("aria-expanded", "false");
+        picker.close();
         toast(chip.dataset.mood ? "Holding " + feels(chip.dataset.mood) : "Moodbox decides again");
       } catch (e) { toast(e.message, true); }
     }));
@@ -288,7 +331,7 @@
     ctx.font = "12px system-ui, sans-serif";
     const fg = getComputedStyle(document.body).color;
     ctx.fillStyle = fg;
-    moods.forEach((m, i) => ctx.fillText(m, 0, 12 + i * rowH + rowH / 2));
+    moods.forEach((m, i) => ctx.fillText(feels(m), 0, 12 + i * rowH + rowH / 2));
     const segments = [];
     let cur = h.before ? { mood: h.before.mood, at: h.since } : null;
     h.changes.forEach((c) => { if (cur) segments.push({ mood: cur.mood, from: cur.at, to: c.at }); cur = { mood: c.mood, at: c.at }; });
@@ -314,7 +357,7 @@
       const li = document.createElement("li");
       li.innerHTML = '<span class="swatch"></span><span class="name"></span><span class="val"></span>';
       li.querySelector(".swatch").style.background = MOOD_COLOURS[m];
-      li.querySelector(".name").textContent = m === "nobody" ? "nobody here" : m;
+      li.querySelector(".name").textContent = m === "nobody" ? "nobody here" : feels(m);
       li.querySelector(".val").textContent = span(t) + " · " + pct(t / sum);
       list.appendChild(li);
     });
@@ -345,7 +388,8 @@
       const mood = $("#video-mood-pick").value;
       try {
         const v = await api("GET", "/api/videos" + (mood ? "?mood=" + encodeURIComponent(mood) : ""));
-        $("#video-mood").textContent = v.mood;
+        const word = feels(v.mood);
+        $("#video-mood").textContent = (/^[aeiou]/.test(word) ? "an " : "a ") + word + " room";
         const n = $("#video-notice");
         n.hidden = !v.notice; n.textContent = v.notice || "";
         $("#video-search").href = v.search_link;
@@ -375,16 +419,53 @@
 
   // ---- Settings -----------------------------------------------------------------------------------------
   const FIELD_NAMES = {
-    sensitivity: "Sensitivity", dwell_seconds: "Mood must hold for", cooldown_minutes: "Time between automatic changes",
+    sensitivity: "How sure Moodbox must be", dwell_seconds: "Mood must hold for", cooldown_minutes: "Time between automatic changes",
     hands_off_minutes: "Hands off", pause_when_empty_minutes: "Pause when the room is empty", "quiet_hours.start": "Quiet hours from", "quiet_hours.end": "Quiet hours to",
     camera_source: "Camera", history_days: "Keep history for", spotify_client_id: "Client ID",
   };
   const problemText = (err) => err.data && err.data.problems
     ? Object.entries(err.data.problems).map(([k, v]) => (FIELD_NAMES[k] || k) + ": " + v).join("; ") : err.message;
+  // A problem is shown under its own field: the field is marked invalid and described by the message. `box` is the
+  // field's message element; without one, one is made after the field's label the first time it is needed.
   function fieldError(input, box, text) {
-    box.hidden = !text; box.textContent = text || "";
-    input.setAttribute("aria-invalid", text ? "true" : "false");
+    box = box || errorBox(input);
+    box.hidden = !text; box.textContent = sentence(text);
+    if (text) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
   }
+  function errorBox(input) {
+    const id = (input.id || (input.form ? input.form.id + "-" : "") + input.name) + "-error";
+    let box = document.getElementById(id);
+    if (!box) {
+      box = document.createElement("p");
+      box.id = id; box.className = "field-error"; box.hidden = true;
+      (input.closest("label") || input).after(box);
+    }
+    const described = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+    if (!described.includes(id)) input.setAttribute("aria-describedby", described.concat(id).join(" "));
+    return box;
+  }
+  // Bring a field and its message into view, clear of the header and the tab bar, and put the cursor there.
+  function reveal(input) {
+    input.scrollIntoView({ block: "center" });
+    input.focus({ preventScroll: true });
+  }
+  // The rule a number field keeps, in words: "use whole minutes from 0 to 720", "use 0 to 120 seconds, in steps of 0.5".
+  function numberRule(input) {
+    const unit = input.dataset.unit || "", step = Number(input.step) || 1;
+    if (step === 1) return "use whole " + (unit || "numbers") + " from " + input.min + " to " + input.max;
+    return "use " + input.min + " to " + input.max + (unit ? " " + unit : "") + ", in steps of " + step;
+  }
+  // What is wrong with a field the browser finds invalid, with the rule it must keep.
+  function fieldProblem(input) {
+    if (input.type === "number") {
+      if (input.validity.badInput) return "type a number: " + numberRule(input);
+      if (input.value === "") return "fill this in: " + numberRule(input);
+      return numberRule(input);
+    }
+    if (input.value === "") return "fill this in";
+    return input.validationMessage;
+  }
+  Object.assign(window.moodbox, { fieldError, reveal, sentence });
 
   // ---- Settings: faces that are not people -------------------------------------------------------------
   // The camera's view drawn as boxes from the live state (no picture): tap a face to ignore its spot, or drag
@@ -458,8 +539,8 @@
         const [x, y, w, h] = f.box;
         el.className = "face" + (f.ignored ? " ignored" : "");  // "too dark" is drawn like "ignored": not read
         el.dataset.box = JSON.stringify([x / W, y / H, w / W, h / H]);
-        el.textContent = f.ignored || f.emotion;
-        if (!f.ignored) el.setAttribute("aria-label", "Ignore the spot of this " + f.emotion + " face (a TV, a poster)");
+        el.textContent = f.ignored || feels(f.emotion);
+        if (!f.ignored) el.setAttribute("aria-label", "Ignore the spot of this " + feels(f.emotion) + " face (a TV, a poster)");
         el.style.left = (x + w / 2) / W * 100 + "%"; el.style.top = (y + h / 2) / H * 100 + "%";
         el.style.width = w / W * 100 + "%"; el.style.height = h / H * 100 + "%";
       });
@@ -532,19 +613,15 @@
     fill();
     form.sensitivity.addEventListener("input", () => { $("#sensitivity-out").textContent = pct(form.sensitivity.value); });
     form.quiet_enabled.addEventListener("change", quietSync);
+    form.addEventListener("input", (e) => { if (e.target.getAttribute("aria-invalid")) fieldError(e.target, null, ""); });
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       const errBox = $("#behaviour-error");
-      const bad = $$("input", form).find((i) => !i.disabled && !i.checkValidity());
-      if (bad) {
-        const label = bad.closest("label");
-        errBox.hidden = false;
-        errBox.textContent = (label ? label.firstChild.textContent.trim() : bad.name) + ": " +
-          (bad.value === "" ? "fill this in" : "use a value from " + bad.min + " to " + bad.max);
-        bad.focus();
-        return;
-      }
+      const fields = $$("input", form).filter((i) => !i.disabled && i.name);
+      const bad = fields.filter((i) => !i.checkValidity());
+      fields.forEach((i) => fieldError(i, null, bad.includes(i) ? fieldProblem(i) : ""));
       errBox.hidden = true;
+      if (bad.length) { reveal(bad[0]); return; }
       try {
         settings = await api("PATCH", "/api/settings", {
           sensitivity: Number(form.sensitivity.value), dwell_seconds: Number(form.dwell_seconds.value),
@@ -555,7 +632,16 @@
           preview_allowed: form.preview_allowed.checked, history_days: Number(form.history_days.value),
         });
         fill(); toast("Saved");
-      } catch (err) { errBox.hidden = false; errBox.textContent = problemText(err); toast("Not saved: see the form", true); }
+      } catch (err) {  // the box's own check: each problem under its field, any other above Save
+        const rest = {}, marked = [];
+        Object.entries((err.data || {}).problems || {}).forEach(([k, v]) => {
+          const input = form.elements[k.replace("quiet_hours.", "quiet_")];
+          if (input && input.tagName) { fieldError(input, null, v); marked.push(input); } else rest[k] = v;
+        });
+        const left = Object.keys(rest).length ? problemText({ data: { problems: rest } }) : marked.length ? "" : err.message;
+        errBox.hidden = !left; errBox.textContent = left;
+        if (marked.length) reveal(marked[0]); else errBox.scrollIntoView({ block: "center" });
+      }
     });
 
     // music per mood: one Save for the card
@@ -644,7 +730,7 @@
     $("#speaker-refresh").addEventListener("click", loadSpeakers);
 
     // Spotify: the household's own app (Client ID), then connecting an account
-    let changingApp = false;
+    let changingApp = false, firstLook = true;
     const spotifyState = async () => {
       const s = await api("GET", "/api/spotify");
       const text = { connected: "Connected.", "not-connected": "Not connected yet: Moodbox only shows what it would play.",
@@ -654,7 +740,10 @@
       $("#spotify-state").dataset.state = s.state;
       $("#redirect-uri").textContent = s.redirect_uri;
       const fromConfig = s.client_id_from === "config";
-      $("#spotify-setup").hidden = fromConfig || !(s.state === "not-configured" || changingApp);
+      if (firstLook) $("#spotify-steps").open = s.state === "not-configured";  // later, as the owner left it
+      firstLook = false;
+      if (changingApp) $("#spotify-steps").open = true;
+      $("#client-id-form").hidden = fromConfig || !(s.state === "not-configured" || changingApp);
       $("#spotify-config-note").hidden = !fromConfig;
       $("#client-id-change").hidden = fromConfig || s.state === "not-configured" || changingApp;
       $("#spotify-connect").hidden = !(s.state === "not-connected" || s.state === "reconnect") || changingApp;
@@ -663,53 +752,74 @@
       const canFind = s.state === "connected";
       $("#speaker-refresh").hidden = !canFind;
       $("#speaker-why").hidden = canFind;
+      // The account's own playlists, top and saved tracks need the account: not offered before it is connected.
+      $$(".music-kind option[data-needs-spotify]").forEach((o) => { o.disabled = !canFind; });
+      $("#music-needs-spotify").hidden = canFind;
       return s;
     };
+    // Copy says what it did on the button and beside it, and stays said for a few seconds.
     $("#copy-redirect").addEventListener("click", async () => {
-      const text = $("#redirect-uri").textContent;
+      const text = $("#redirect-uri").textContent, button = $("#copy-redirect"), done = $("#copy-done");
+      const select = () => {  // selected on the page, for the phone's own Copy
+        const range = document.createRange();
+        range.selectNodeContents($("#redirect-uri"));
+        const sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(range);
+      };
+      let copied = false;
       try {
-        if (navigator.clipboard && window.isSecureContext) await navigator.clipboard.writeText(text);
-        else {  // plain http on the home network: no clipboard API, so select it and copy
-          const range = document.createRange();
-          range.selectNodeContents($("#redirect-uri"));
-          const sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(range);
-          if (!document.execCommand("copy")) throw new Error("copy refused");
-        }
-        toast("Copied: " + text);
-      } catch (e) { toast("Could not copy: press and hold the address to copy it", true); }
+        if (navigator.clipboard && window.isSecureContext) { await navigator.clipboard.writeText(text); copied = true; }
+      } catch (e) { /* refused: try the older way */ }
+      if (!copied) {  // plain http on the home network has no clipboard API
+        select();
+        try { copied = document.execCommand("copy"); } catch (e) { copied = false; }
+      }
+      button.textContent = copied ? "Copied ✓" : "Copy";
+      done.dataset.ok = String(copied);
+      done.textContent = copied ? "Copied. Paste it under Redirect URIs." :
+        "Could not copy here: the address is selected, so press and hold it to copy.";
+      clearTimeout(button.timer);
+      button.timer = setTimeout(() => { button.textContent = "Copy"; }, 4000);
     });
     $("#client-id-change").addEventListener("click", () => { changingApp = true; spotifyState(); });
     $("#client-id-form").addEventListener("submit", async (e) => {
       e.preventDefault();
       const input = $("#client-id"), box = $("#client-id-error");
-      const v = input.value.trim();
-      if (!/^[0-9a-fA-F]{32}$/.test(v)) {
-        fieldError(input, box, "A Client ID is 32 letters (a to f) and digits, e.g. 0123456789abcdef0123456789abcdef: " +
-          "copy it from your app's page on the Spotify dashboard.");
-        input.focus();
-        return;
-      }
-      try {
+      const v = input.value.trim();  // pasted with a space or a line break around it: still the ID
+      if (!v) { fieldError(input, box, "Paste your app's Client ID first."); reveal(input); return; }
+      try {  // the box checks it, by the config file's rule (device/config.py)
         settings = await api("PATCH", "/api/settings", { spotify_client_id: v });
         fieldError(input, box, ""); input.value = ""; changingApp = false;
         toast("Client ID saved: now connect Spotify");
         spotifyState();
-      } catch (err) { fieldError(input, box, problemText(err)); }
+      } catch (err) {
+        const problems = (err.data || {}).problems || {};
+        fieldError(input, box, problems.spotify_client_id ? "That is " + problems.spotify_client_id : problemText(err));
+        reveal(input);
+      }
     });
     $("#spotify-start").addEventListener("click", async () => {
+      const box = $("#spotify-start-error");
       try {
         const r = await api("POST", "/api/spotify/connect");
+        box.hidden = true;
         const a = $("#spotify-link");
         a.href = r.url; a.hidden = false;
         window.open(r.url, "_blank", "noopener");
-      } catch (e) { toast(e.message, true); }
+      } catch (e) { box.hidden = false; box.textContent = e.message; }
     });
+    $("#spotify-url").addEventListener("input", () => fieldError($("#spotify-url"), $("#spotify-url-error"), ""));
     $("#spotify-finish").addEventListener("submit", async (e) => {
       e.preventDefault();
+      const input = $("#spotify-url"), box = $("#spotify-url-error");
       try {
-        await api("POST", "/api/spotify/finish", { url: $("#spotify-url").value });
-        toast("Spotify connected"); $("#spotify-url").value = ""; await spotifyState(); loadSpeakers();
-      } catch (err) { toast(err.message, true); }
+        await api("POST", "/api/spotify/finish", { url: input.value });
+        fieldError(input, box, "");
+        toast("Spotify connected"); input.value = ""; await spotifyState(); loadSpeakers();
+      } catch (err) {  // stays under the field until the address is changed: no toast that is gone in seconds
+        const text = err.message;
+        fieldError(input, box, text);
+        reveal(input);
+      }
     });
     $("#spotify-disconnect").addEventListener("click", async () => {
       try { await api("POST", "/api/spotify/disconnect"); spotifyState(); } catch (e) { toast(e.message, true); }
@@ -717,11 +827,22 @@
     spotifyState().then((s) => { if (location.hash === "#speaker" && s.state === "connected") loadSpeakers(); });
     ignoredAreas(() => settings, (s) => { settings = s; });
 
+    $("#password-form").addEventListener("input", (e) => { if (e.target.getAttribute("aria-invalid")) fieldError(e.target, null, ""); });
     $("#password-form").addEventListener("submit", async (e) => {
       e.preventDefault();
       const f = e.target;
+      const bad = [f.old, f.new].find((i) => !i.checkValidity());
+      [f.old, f.new].forEach((i) => fieldError(i, null, ""));
+      if (bad) {
+        fieldError(bad, null, bad.value === "" ? "fill this in" : "use at least " + f.new.minLength + " characters");
+        reveal(bad);
+        return;
+      }
       try { await api("POST", "/api/password", { old: f.old.value, new: f.new.value }); f.reset(); toast("Password changed"); }
-      catch (err) { toast(err.message, true); }
+      catch (err) {  // a wrong current password (403, or 429 after several) belongs to that field; the rest to the new one
+        const input = err.status === 400 ? f.new : f.old;
+        fieldError(input, null, err.message); reveal(input);
+      }
     });
   }
 
