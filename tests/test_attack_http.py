@@ -374,6 +374,27 @@ def test_a_500_names_no_exception_and_its_id_is_in_the_log(tmp_path, caplog):
     assert "ZeroDivisionError" in line.getMessage() and "/healthz" in line.getMessage()
 
 
+def test_an_answer_that_breaks_http_is_a_500_with_a_request_id(caplog):
+    """The server's own last resort, in front of a WSGI app whose header holds a line break."""
+    from web_ui.server import PageServer
+
+    def app(environ, start_response):
+        start_response("200 OK", [("X-Bad", "a\r\nSet-Cookie: injected=1")])
+        return [b"hello"]
+
+    server = PageServer(app, "127.0.0.1", 0)
+    server.start()
+    try:
+        with caplog.at_level("INFO"):
+            data = talk(server.port, b"GET / HTTP/1.1\r\n" + H + b"\r\n", half_close=True)
+    finally:
+        server.close()
+    _, (answer,) = answers(data, [b"GET"])
+    rid = re.search(rb"internal error \(request ([0-9a-f]{8})\)", answer.body)[1].decode()
+    assert answer.status == 500 and b"injected" not in data
+    assert any(rid in r.getMessage() and "not HTTP" in r.getMessage() for r in caplog.records)
+
+
 # -- a flood of blank lines ---------------------------------------------------------------------------------------
 def test_a_flood_of_blank_lines_does_not_slow_the_page_for_others(box):
     def p95() -> float:

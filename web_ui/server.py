@@ -41,7 +41,7 @@ import h11
 
 from web_ui import wsgi
 from web_ui.hosts import split_absolute_target
-from web_ui.network_log import network_log
+from web_ui.network_log import network_log, request_id
 
 log = logging.getLogger(__name__)
 FDS_KEPT_BACK = 96  # for the camera, the model, SQLite, logs and the Spotify and YouTube clients
@@ -273,7 +273,7 @@ class PageServer:
         if hasattr(body, "__aiter__"):
             await self._stream(http, reader, writer, status, headers, body)
             return False
-        return await self._answer(http, writer, request.event, status, headers, body)
+        return await self._answer(http, reader, writer, request.event, (status, headers, body))
 
     async def _request_start(self, conn: Connection, reader: asyncio.StreamReader) -> bytes | None:
         """The first bytes of the next request, once there are some; None when the client closes or stays silent
@@ -373,9 +373,15 @@ class PageServer:
 
     # -- answers ---------------------------------------------------------------------------------------------------
     async def _answer(
-        self, http: h11.Connection, writer: asyncio.StreamWriter, event: h11.Request, status: str, headers, body
+        self,
+        http: h11.Connection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        event: h11.Request,
+        answer: wsgi.Answer,
     ) -> bool:
         """Send the app's answer (no body to HEAD); True when the connection stays open."""
+        status, headers, body = answer
         code = int(status[:3])
         if event.method == b"HEAD":
             body = b""  # Werkzeug sends none; the server's own 500 would
@@ -387,7 +393,10 @@ class PageServer:
                 data += http.send(h11.Data(data=body))
             data += http.send(h11.EndOfMessage())
         except h11.LocalProtocolError as exc:  # the app's answer breaks HTTP: a header with a line break, say
-            network_log.warning(_peer(writer)[0], "the page's answer to %s is not valid HTTP (%s)", status, exc)
+            rid = request_id()
+            network_log.warning(_peer(writer)[0], "request %s: the page's answer %r is not HTTP: %s", rid, status, exc)
+            error = Refused(500, f"internal error (request {rid}): see the log")
+            await self._refuse(new_parser(self.limits.max_head), reader, writer, error, event.method == b"HEAD")
             return False
         await self._send(writer, data)
         return http.our_state is h11.DONE and http.their_state is h11.DONE
