@@ -32,6 +32,7 @@ from web_ui.auth import (
 )
 from web_ui.hosts import OwnNames
 from web_ui.live import RETRY_AFTER_SECONDS, LiveFeed
+from web_ui.network_log import network_log, request_id
 from web_ui.openapi import OPENAPI
 from web_ui.signin_limits import SigninLimits, address_key
 
@@ -144,6 +145,7 @@ def create_app(box: Box) -> Flask:
     def _guard():
         g.api = request.path.startswith("/api/")
         if (refused := own_names.refusal(request.environ)) is not None:  # DNS rebinding, other sites' forms
+            network_log.info(request.remote_addr, "refused %s %r: %d, %s", request.method, request.path[:80], *refused)
             return jsonify({"error": refused[1]}), refused[0]
         if request.path in OPEN_PATHS or request.path.startswith("/static/"):
             return None
@@ -173,7 +175,7 @@ def create_app(box: Box) -> Flask:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        if getattr(g, "api", True) or request.method != "GET":
+        if getattr(g, "api", True) or request.method not in ("GET", "HEAD"):
             return jsonify({"error": exc.description or exc.name}), exc.code
         return render_template("error.html", code=exc.code, message=exc.description, page=""), exc.code
 
@@ -185,8 +187,10 @@ def create_app(box: Box) -> Flask:
 
     @app.errorhandler(Exception)
     def _crash(exc: Exception):
-        log.exception("request %s %s failed", request.method, request.path)
-        return jsonify({"error": f"internal error ({type(exc).__name__}); see the log"}), 500
+        """A bug: the answer gives an id to find in the log, and names nothing of the code."""
+        rid = request_id()
+        network_log.exception(request.remote_addr, "request %s: %s %r failed", rid, request.method, request.path[:200])
+        return jsonify({"error": f"internal error (request {rid}): see the log"}), 500
 
     def body() -> dict[str, Any]:
         """The request's JSON object; anything else (not JSON, too deep, NaN, too big) is a 4xx, never a 500."""
@@ -226,11 +230,16 @@ def create_app(box: Box) -> Flask:
         if not csrf_ok(session.get("csrf"), request.form.get("csrf_token")):
             return form(name, "the form expired: try again", 400)
         if wait := math.ceil(limits.try_now(key, anonymous)):
+            network_log.warning(request.remote_addr, "%s refused: it must wait %d s", sign_what(name), wait)
             return form(name, f"too many tries: wait {wait} s", 429, {"Retry-After": str(wait)})
         return None
 
+    def sign_what(name: str) -> str:
+        return "a sign-in" if name == "login" else "a first set-up"
+
     def wrong(name: str, message: str, key: str, anonymous: bool):
         wait = math.ceil(limits.failed(key, anonymous))
+        network_log.warning(request.remote_addr, "%s failed: %s; next try in %d s", sign_what(name), message, wait)
         if not wait:
             return form(name, message, 401 if name == "login" else 400)
         return form(
@@ -258,7 +267,7 @@ def create_app(box: Box) -> Flask:
     def setup():
         if owner.has_password:
             return redirect(url_for("login"))
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):
             return form("setup")
         if request.form.get("password", "") != request.form.get("password2", ""):
             return form("setup", "the two passwords differ", 400)  # checked first: no try at the code is used
@@ -280,7 +289,7 @@ def create_app(box: Box) -> Flask:
     def login():
         if not owner.has_password:
             return redirect(url_for("setup"))
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):
             return form("login", "Signed out everywhere: sign in again." if "ended" in request.args else None)
         key, anonymous = signin_key()
         if (answer := refused("login", key, anonymous)) is not None:

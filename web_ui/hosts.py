@@ -4,33 +4,55 @@ A web page on evil.example can point its own name at the box's address and then 
 sends `Host: evil.example`. So a request is answered only when its Host is moodbox.local, the box's hostname (with
 or without .local), localhost, a loopback address, or an address of the box; and a change (POST, PATCH, PUT,
 DELETE) that carries an Origin must come from a page served by the box itself, on the same port.
+
+Hosts, origins and ports are read here and nowhere else, in ASCII only: a byte such as 0xB2 (a superscript two in
+latin-1) is not a digit, however `str.isdigit()` sees it. A Host that is not a host name or address is a 400
+(RFC 9112 3.2); a well-formed one that is not the box's own is a 421.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from functools import cached_property
-from urllib.parse import urlsplit
 
 CHANGES = {"POST", "PATCH", "PUT", "DELETE"}
+# host [":" port]: a name (letters, digits, "-", "_", "."), or an IPv6 address in brackets with an optional zone
+AUTHORITY = re.compile(r"(?:\[([0-9a-f:.]+(?:%25[0-9a-z._~-]+|%[0-9a-z._~-]+)?)\]|([0-9a-z._-]*))(?::([0-9]{0,5}))?")
+ORIGIN = re.compile(r"([a-z][a-z0-9+.-]*)://([^/?#@]*)")
+ABSOLUTE_TARGET = re.compile(r"(?i:https?)://([^/?#@]*)([/?].*)?")
 
 
 def split_host(value: str) -> tuple[str, int | None] | None:
-    """("name", port) from a Host header or an origin's authority; None if malformed."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        name, bracket, rest = value[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            return None
-        port = rest[1:] or None
-    else:
-        name, _, port = value.partition(":")
-        port = port or None
-    if port is not None and (not port.isdigit() or not 0 < int(port) < 65536):
+    """("name", port) from a Host header or an origin's authority, the name in lower case and "" when empty (an
+    empty Host is well-formed, and no name of the box's); None if malformed."""
+    value = value.strip(" \t").lower()
+    if not value.isascii() or (m := AUTHORITY.fullmatch(value)) is None:
         return None
-    name = name.rstrip(".")
-    return (name, int(port) if port else None) if name else None
+    name, port = m[1].replace("%25", "%") if m[1] else (m[2] or "").rstrip("."), m[3]
+    if port and not 0 < int(port) < 65536:
+        return None
+    return name, int(port) if port else None
+
+
+def split_origin(value: str) -> tuple[str, str, int | None] | None:
+    """(scheme, name, port) of an Origin header (scheme://host[:port], nothing after); None if malformed or
+    "null" (sent by sandboxed frames and some redirects)."""
+    if not value.isascii() or (m := ORIGIN.fullmatch(value.strip(" \t").lower())) is None:
+        return None
+    authority = split_host(m[2])
+    return (m[1], *authority) if authority and authority[0] else None
+
+
+def split_absolute_target(target: str) -> tuple[str, str] | None:
+    """(authority, path and query) of an absolute-form request target (`http://host:port/path`, RFC 9112
+    3.2.2); None when it has no host or has a user name, which an http URI must not carry (RFC 9110 4.2.4)."""
+    m = ABSOLUTE_TARGET.fullmatch(target) if target.isascii() else None
+    if m is None or not (split_host(m[1]) or ("",))[0]:
+        return None
+    rest = m[2] or "/"
+    return m[1], rest if rest.startswith("/") else "/" + rest
 
 
 class OwnNames:
@@ -70,9 +92,11 @@ class OwnNames:
         host = environ.get("HTTP_HOST")
         local_addr = environ.get("moodbox.local_addr")
         if host is None:
-            return None  # HTTP/1.0 tools; browsers always send Host
+            return None  # HTTP/1.0 tools (web_ui/server.py refuses HTTP/1.1 without Host); browsers always send it
         parsed = split_host(host)
-        if parsed is None or not self.is_own(parsed[0], local_addr):
+        if parsed is None:
+            return 400, f"the Host header {host[:80]!r} is not a host name or address, with a port from 1 to 65535"
+        if not self.is_own(parsed[0], local_addr):
             return 421, (
                 f"this Moodbox answers only to its own names ({', '.join(sorted(self.names))}) and addresses, "
                 f"not {host[:80]!r}: open http://moodbox.local:{environ.get('SERVER_PORT', '8080')}/"
@@ -84,11 +108,8 @@ class OwnNames:
         return None
 
     def _same_origin(self, origin: str, host: str, port: int, local_addr: str | None) -> bool:
-        parts = urlsplit(origin)
-        if parts.scheme != "http" or parts.path or parts.query:
-            return False  # includes "null", sent by sandboxed frames and some redirects
-        authority = split_host(parts.netloc)
-        if authority is None:
+        parts = split_origin(origin)
+        if parts is None:
             return False
-        name, origin_port = authority
-        return self.is_own(name, local_addr) and (origin_port or 80) == port and name == host
+        scheme, name, origin_port = parts
+        return scheme == "http" and self.is_own(name, local_addr) and (origin_port or 80) == port and name == host

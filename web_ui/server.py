@@ -1,15 +1,21 @@
 """The page's HTTP/1.1 server: one asyncio loop for every socket, a small thread pool for the Flask app.
 
-Why not waitress: it gives each live stream one of its worker threads until the stream ends, and past its
-`connection_limit` it stops accepting, so a few forgotten phone tabs, or about a hundred idle sockets from anyone
-on the network, stopped the page for everyone (measured; see the README). Here an idle socket or an open stream
-costs a file descriptor and a few kilobytes, never a thread:
+h11 reads every request and writes every response head (one `h11.Connection` per socket); this module holds the
+connection policy around it. Why not waitress: it gives each live stream one of its worker threads until the
+stream ends, and past its `connection_limit` it stops accepting, so a few forgotten phone tabs, or about a hundred
+idle sockets from anyone on the network, stopped the page for everyone (measured; see the README). Here an idle
+socket or an open stream costs a file descriptor and a few kilobytes, never a thread:
 
 - a request's head and body must arrive within `request_seconds` of its first byte, and an idle keep-alive
-  connection closes after `idle_seconds`, so slow senders cannot linger;
+  connection closes after `idle_seconds`, so slow senders cannot linger; blank lines before a request are
+  skipped (RFC 9112 2.2) but do not count as its start;
 - at `max_connections` (from the open-file limit) a new connection closes the one that has waited longest
   for a request, so idle sockets can never lock the door;
 - a client that stops reading is dropped after `write_seconds`;
+- a head over `max_head` bytes is refused (414 when the request line alone is that long, else 431), and so is a
+  body over `max_body` (413), chunked or not;
+- methods are case-sensitive, only HTTP/1.0 and 1.1 are spoken, a target is a path or an absolute http URL, and
+  a request with both Content-Length and Transfer-Encoding is refused (RFC 9112 6.1);
 - a response body with `__aiter__` (the live stream, web_ui/live.py) is sent from the loop, not a thread.
 """
 
@@ -18,28 +24,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import io
 import json
 import logging
 import re
 import resource
 import socket
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote_to_bytes, urlsplit
+
+import h11
+
+from web_ui import wsgi
+from web_ui.hosts import split_absolute_target
+from web_ui.network_log import network_log, request_id
 
 log = logging.getLogger(__name__)
-TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-REASONS = {400: "Bad Request", 408: "Request Timeout", 411: "Length Required", 413: "Content Too Large"}
-REASONS |= {431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented"}
-REASONS |= {505: "HTTP Version Not Supported"}
 FDS_KEPT_BACK = 96  # for the camera, the model, SQLite, logs and the Spotify and YouTube clients
 ACCEPT_BATCH = 128  # sockets accepted per wake-up (and the listen backlog)
+READ_SIZE = 65536
+REPORT_SECONDS = 60.0  # how often the count of log lines left out (web_ui/network_log.py) is written
+HTTPS_HANDSHAKE = 0x16  # the first byte of a TLS record carrying a ClientHello
 
 
 def connection_limit(open_files: int | None = None) -> int:
@@ -62,7 +71,9 @@ class Limits:
     max_body: int = 64 * 1024
 
 
-class BadRequest(Exception):
+class Refused(Exception):
+    """A request answered by the server itself, never reaching the app; the connection closes after it."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -70,26 +81,26 @@ class BadRequest(Exception):
 
 @dataclass
 class Request:
-    method: str
-    target: str
-    version: str
-    headers: list[tuple[str, str]]
+    """What the app gets of a request h11 has read: the event, its path (and query), the authority of an
+    absolute-form target ("" for the usual path form) and the whole body."""
 
-    def header(self, name: str) -> str | None:
-        values = [v for k, v in self.headers if k == name]
-        return ",".join(values) if values else None
+    event: h11.Request
+    target: str
+    authority: str
+    body: bytes
 
 
 class Connection:
     """One client socket; `waiting` while it has no request being answered (and so may be closed first)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, max_head: int) -> None:
         self.sock = sock
         self.writer: asyncio.StreamWriter | None = None
         self.waiting = True
         self.since = time.monotonic()
         self.closed = False
         self.task: asyncio.Future | None = None
+        self.http = new_parser(max_head)  # h11's state: one per socket
 
     def wait(self, waiting: bool) -> None:
         self.waiting, self.since = waiting, time.monotonic()
@@ -132,11 +143,18 @@ class PageServer:
         self._loop, self._stopped = asyncio.get_running_loop(), asyncio.Event()
         self._accept_again()
         ready.set()
+        reporting = asyncio.ensure_future(self._report_left_out_lines())
         await self._stopped.wait()
+        reporting.cancel()
         self._pause_accepting()
         for conn in list(self.connections):
             conn.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _report_left_out_lines(self) -> None:
+        while True:
+            await asyncio.sleep(REPORT_SECONDS)
+            network_log.report()
 
     def close(self) -> None:
         if self._loop is not None and self._stopped is not None:
@@ -175,7 +193,7 @@ class PageServer:
                     return
                 continue
             sock.setblocking(False)
-            conn = Connection(sock)
+            conn = Connection(sock, self.limits.max_head)
             self.connections.add(conn)
             conn.task = asyncio.ensure_future(self._connection(conn))
 
@@ -201,7 +219,7 @@ class PageServer:
     # -- one connection ----------------------------------------------------------------------------------------
     async def _connection(self, conn: Connection) -> None:
         try:
-            reader, writer = await asyncio.open_connection(sock=conn.sock, limit=self.limits.max_head)
+            reader, writer = await asyncio.open_connection(sock=conn.sock, limit=READ_SIZE)
         except OSError:
             self._forget(conn)
             return
@@ -210,12 +228,13 @@ class PageServer:
             writer.transport.abort()
             return
         try:
-            while await self._one_request(conn, reader, writer):
+            while await self._exchange(conn, reader, writer):
+                conn.http.start_next_cycle()
                 conn.wait(True)
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, OSError):
+        except (ConnectionError, TimeoutError, OSError):
             pass
         except Exception:
-            log.exception("the page's connection failed")
+            network_log.exception(_peer(writer)[0], "the page's connection failed")
         finally:
             self._forget(conn)
             if writer.transport.get_write_buffer_size():
@@ -227,74 +246,202 @@ class PageServer:
         self.connections.discard(conn)
         self._accept_again()
 
-    async def _one_request(self, conn: Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """Read, answer; True to keep the connection for another request."""
-        limits = self.limits
-        async with asyncio.timeout(limits.idle_seconds):
-            first = await reader.read(1)
-            while first in (b"\r", b"\n"):  # blank lines before a request are allowed (RFC 9112 2.2)
-                first = await reader.read(1)
-        if not first:
+    async def _exchange(self, conn: Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Read one request and answer it; True to keep the connection for another."""
+        start = await self._request_start(conn, reader)
+        if start is None:
             return False
+        http = conn.http
         try:
-            async with asyncio.timeout(limits.request_seconds):
-                if first == b"\x16":  # a TLS handshake record: say so now, not after the 10 s deadline
-                    raise BadRequest(400, "this port speaks plain HTTP, not HTTPS: open http://, not https://")
-                head = first + await read_head(reader, limits.max_head)
-                request = parse_head(head)
-                length = body_length(request, limits.max_body)
-                if length and (request.header("expect") or "").lower() == "100-continue":
-                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                body = await reader.readexactly(length) if length else b""
+            async with asyncio.timeout(self.limits.request_seconds):
+                request = await self._read_request(http, reader, writer, start)
         except TimeoutError:
-            await self._refuse(reader, writer, 408, f"the request did not arrive within {limits.request_seconds:g} s")
-            return False
-        except BadRequest as exc:
-            await self._refuse(reader, writer, exc.status, str(exc))
+            refused = Refused(408, f"the request did not arrive within {self.limits.request_seconds:g} s")
+        except h11.RemoteProtocolError as exc:
+            refused = self._malformed(exc, http)
+        except Refused as exc:
+            refused = exc
+        else:
+            refused = None
+        if refused is not None:
+            await self._refuse(http, reader, writer, refused, head_only=start.startswith(b"HEAD "))
             return False
         conn.wait(False)
-        environ = self._environ(request, body, writer)
-        status, headers, result = await asyncio.get_running_loop().run_in_executor(self._pool, self._call, environ)
-        keep = request.version == "HTTP/1.1" and "close" not in (request.header("connection") or "").lower()
-        keep = keep and not any(k.lower() == "connection" and "close" in v.lower() for k, v in headers)
-        if hasattr(result, "__aiter__"):
-            await self._stream(reader, writer, status, headers, result)
+        environ = wsgi.environ(request.event, request.target, request.authority, request.body, *_ends(writer))
+        loop = asyncio.get_running_loop()
+        status, headers, body = await loop.run_in_executor(self._pool, wsgi.call, self.app, environ)
+        if hasattr(body, "__aiter__"):
+            await self._stream(http, reader, writer, status, headers, body)
             return False
+        return await self._answer(http, reader, writer, request.event, (status, headers, body))
+
+    async def _request_start(self, conn: Connection, reader: asyncio.StreamReader) -> bytes | None:
+        """The first bytes of the next request, once there are some; None when the client closes or stays silent
+        for `idle_seconds`. Blank lines before a request are skipped (RFC 9112 2.2) and do not start the request
+        deadline; they are dropped a read at a time, so a flood of them costs little."""
+        pending, closed = conn.http.trailing_data  # a pipelined request that came with the last one
+        if pending[:1] in (b"\r", b"\n"):  # h11 would refuse them: a new parser gets what follows them
+            conn.http, pending = new_parser(self.limits.max_head), pending.lstrip(b"\r\n")
+            conn.http.receive_data(pending)
+            if closed:
+                conn.http.receive_data(b"")
+        if pending:
+            return pending[:8]
+        if closed:
+            return None
+        http = conn.http
+        try:
+            async with asyncio.timeout(self.limits.idle_seconds):
+                data = b""
+                while not data:
+                    chunk = await reader.read(READ_SIZE)
+                    if not chunk:
+                        return None
+                    data = chunk.lstrip(b"\r\n")
+        except TimeoutError:
+            return None
+        http.receive_data(data)
+        return data[:8]
+
+    async def _next_event(self, http: h11.Connection, reader: asyncio.StreamReader) -> Any:
+        while (event := http.next_event()) is h11.NEED_DATA:
+            http.receive_data(await reader.read(READ_SIZE))  # b"" at the end of input: h11 then says what it means
+        return event
+
+    async def _read_request(
+        self, http: h11.Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, start: bytes
+    ) -> Request:
+        limits = self.limits
+        if start[0] == HTTPS_HANDSHAKE:  # say so now, not after the deadline
+            raise Refused(400, "this port speaks plain HTTP, not HTTPS: open http://, not https://")
+        event = await self._next_event(http, reader)
+        if type(event) is not h11.Request:
+            raise Refused(400, "the connection closed before the request was complete")
+        target, authority = self._check(event)
+        length = _content_length(event)
+        if length is not None and length > limits.max_body:
+            raise Refused(413, f"the request body is over {limits.max_body} bytes")
+        if http.they_are_waiting_for_100_continue:  # h11 ignores the expectation from HTTP/1.0 (RFC 9110 10.1.1)
+            writer.write(http.send(h11.InformationalResponse(status_code=100, headers=[])))
+        body = bytearray()
+        try:
+            while type(part := await self._next_event(http, reader)) is h11.Data:
+                body += part.data
+                if len(body) > limits.max_body:
+                    raise Refused(413, f"the request body is over {limits.max_body} bytes")
+        except h11.RemoteProtocolError as exc:
+            raise Refused(400, "a malformed request body: " + _plain(exc)) from None
+        if type(part) is not h11.EndOfMessage:
+            raise Refused(400, "the connection closed before the request was complete")
+        return Request(event, target, authority, bytes(body))
+
+    def _check(self, event: h11.Request) -> tuple[str, str]:
+        """The request's path and the authority of an absolute-form target, after the policy h11 leaves to us."""
+        method, target = event.method, event.target.decode("ascii")  # h11 allows only visible ASCII in targets
+        if method != method.upper():  # methods are case-sensitive (RFC 9110 9.1); Werkzeug would upper-case "post"
+            raise Refused(501, f"no method {method.decode()!r} here: methods are upper case, such as GET and POST")
+        if event.http_version not in (b"1.1", b"1.0"):
+            raise Refused(505, "only HTTP/1.1 and HTTP/1.0 are spoken here")
+        line = len(method) + len(target) + 12
+        if line > self.limits.max_head:  # h11 bounds an unfinished head; a whole one can arrive in one read
+            raise Refused(414, f"the request line is over {self.limits.max_head} bytes: use a shorter address")
+        if line + sum(len(k) + len(v) + 4 for k, v in event.headers.raw_items()) > self.limits.max_head:
+            raise Refused(431, f"the request head is over {self.limits.max_head} bytes")
+        if target.startswith("/") or target == "*":
+            return target, ""
+        absolute = split_absolute_target(target)
+        if absolute is None and target.lower().startswith(("http://", "https://")):
+            raise Refused(400, "an absolute request target needs a host and no user name, as in http://moodbox.local/")
+        if absolute is None:
+            raise Refused(400, "the request target must be a path such as /healthz (CONNECT is not served here)")
+        return absolute[1], absolute[0]
+
+    def _malformed(self, exc: h11.RemoteProtocolError, http: h11.Connection) -> Refused:
+        """The answer to what h11 could not read, with a message that names the cause."""
+        message, status = str(exc), exc.error_status_hint
+        if status == 431:  # h11 holds the unfinished head
+            if not 0 <= http.trailing_data[0].find(b"\n") < self.limits.max_head:
+                return Refused(414, f"the request line is over {self.limits.max_head} bytes: use a shorter address")
+            return Refused(431, f"the request head is over {self.limits.max_head} bytes")
+        if message == "Missing mandatory Host: header":
+            return Refused(400, "an HTTP/1.1 request needs a Host header (RFC 9112 3.2), such as Host: moodbox.local")
+        if message == "peer unexpectedly closed connection":
+            return Refused(400, "the connection closed before the request was complete")
+        if status == 501:
+            return Refused(501, "only Transfer-Encoding: chunked is read here: send chunked or Content-Length")
+        return Refused(status, "a malformed request: " + _plain(exc))
+
+    # -- answers ---------------------------------------------------------------------------------------------------
+    async def _answer(
+        self,
+        http: h11.Connection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        event: h11.Request,
+        answer: wsgi.Answer,
+    ) -> bool:
+        """Send the app's answer (no body to HEAD); True when the connection stays open."""
+        status, headers, body = answer
         code = int(status[:3])
-        if not any(k.lower() == "content-length" for k, _ in headers) and not (
-            request.method == "HEAD" or code in (204, 304) or code < 200
-        ):
-            headers.append(("Content-Length", str(len(result))))
-        if not keep:
-            headers.append(("Connection", "close"))
-        await self._send(writer, head_bytes(status, headers) + result)
-        return keep
+        if event.method == b"HEAD":
+            body = b""  # Werkzeug sends none; the server's own 500 would
+        elif code not in (204, 304) and not any(k.lower() == "content-length" for k, _ in headers):
+            headers = [*headers, ("Content-Length", str(len(body)))]
+        try:
+            data = http.send(_response(status, headers))
+            if body:
+                data += http.send(h11.Data(data=body))
+            data += http.send(h11.EndOfMessage())
+        except h11.LocalProtocolError as exc:  # the app's answer breaks HTTP: a header with a line break, say
+            rid = request_id()
+            network_log.warning(_peer(writer)[0], "request %s: the page's answer %r is not HTTP: %s", rid, status, exc)
+            error = Refused(500, f"internal error (request {rid}): see the log")
+            await self._refuse(new_parser(self.limits.max_head), reader, writer, error, event.method == b"HEAD")
+            return False
+        await self._send(writer, data)
+        return http.our_state is h11.DONE and http.their_state is h11.DONE
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         writer.write(data)
         async with asyncio.timeout(self.limits.write_seconds):
             await writer.drain()
 
-    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: int, message: str):
-        """Answer a request that never reached the app, then close, reading for a moment what the client still
-        sends (closing with unread input would reset the connection and lose the answer)."""
-        body = json.dumps({"error": message}).encode()
+    async def _refuse(
+        self,
+        http: h11.Connection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        refused: Refused,
+        head_only: bool,
+    ) -> None:
+        """Answer a request that never reached the app (its head alone to HEAD), then close, reading for a moment
+        what the client still sends (closing with unread input would reset the connection and lose the answer)."""
+        network_log.info(_peer(writer)[0], "refused a request: %d, %s", refused.status, refused)
+        body = json.dumps({"error": str(refused)}).encode()
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Connection", "close")]
+        try:
+            data = http.send(_response(f"{refused.status} ", headers))
+            if not head_only:
+                data += http.send(h11.Data(data=body)) + http.send(h11.EndOfMessage())
+        except h11.LocalProtocolError:
+            return  # our side has already answered (a 100 Continue does not count)
         with contextlib.suppress(ConnectionError, TimeoutError, OSError):
-            await self._send(writer, head_bytes(f"{status} {REASONS.get(status, '')}", headers) + body)
+            await self._send(writer, data)
             writer.write_eof()
             async with asyncio.timeout(1.0):
                 for _ in range(64):
-                    if not await reader.read(65536):
+                    if not await reader.read(READ_SIZE):
                         break
 
-    async def _stream(self, reader, writer, status: str, headers: list[tuple[str, str]], body: Any) -> None:
-        """An endless body (server-sent events): sent from the loop until it ends or the client goes."""
+    async def _stream(self, http, reader, writer, status: str, headers: list[tuple[str, str]], body: Any) -> None:
+        """An endless body (server-sent events), chunked by h11: sent from the loop until it ends or the client
+        goes."""
 
         async def pump() -> None:
-            await self._send(writer, head_bytes(status, [*headers, ("Connection", "close")]))
+            await self._send(writer, http.send(_response(status, [*headers, ("Connection", "close")])))
             async for chunk in body:
-                await self._send(writer, chunk)
+                await self._send(writer, http.send(h11.Data(data=chunk)))
+            await self._send(writer, http.send(h11.EndOfMessage()))
 
         async def gone() -> None:  # a client sends nothing more on a stream: end of input means it left
             while await reader.read(1024):
@@ -313,156 +460,48 @@ class PageServer:
                 if asyncio.iscoroutine(result):
                     await result
 
-    # -- WSGI --------------------------------------------------------------------------------------------------
-    def _environ(self, request: Request, body: bytes, writer: asyncio.StreamWriter) -> dict[str, Any]:
-        target, authority = request.target, ""
-        if target.startswith(("http://", "https://")):  # absolute form (RFC 9112 3.2.2)
-            parts = urlsplit(target)
-            target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-            authority = parts.netloc  # parse_head refused one without a host, with a user name or unparseable
-        path, _, query = target.partition("?")
-        local = writer.get_extra_info("sockname") or ("", self.port)
-        peer = writer.get_extra_info("peername") or ("", 0)
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": request.method,
-            "SCRIPT_NAME": "",
-            "PATH_INFO": unquote_to_bytes(path).decode("latin-1"),
-            "QUERY_STRING": query,
-            "SERVER_NAME": unmapped(local[0]),
-            "SERVER_PORT": str(local[1]),
-            "SERVER_PROTOCOL": request.version,
-            "REMOTE_ADDR": unmapped(peer[0]),
-            "REMOTE_PORT": str(peer[1]),
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.input_terminated": True,
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": False,
-            "wsgi.run_once": False,
-            "moodbox.local_addr": unmapped(local[0]),
-        }
-        for name, value in request.headers:
-            if "_" in name:  # X_Forwarded_For and X-Forwarded-For would meet in the same key
-                continue
-            key = name.upper().replace("-", "_")
-            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                environ[key] = value
-                continue
-            key = "HTTP_" + key
-            before = environ.get(key)
-            environ[key] = value if before is None else before + ("; " if key == "HTTP_COOKIE" else ",") + value
-        if authority:  # the target's host is the request's host, whatever the Host header says (RFC 9112 3.2.2)
-            environ["HTTP_HOST"] = authority
-        return environ
 
-    def _call(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], Any]:
-        """Run the app in a pool thread; the whole body, or the stream itself when it has `__aiter__`."""
-        answer: list[Any] = []
-        chunks: list[bytes] = []
-
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None):
-            if exc_info and answer:
-                raise exc_info[1].with_traceback(exc_info[2])
-            answer[:] = [status, list(headers)]
-            return chunks.append
-
-        try:
-            result: Iterable[bytes] = self.app(environ, start_response)
-            if hasattr(result, "__aiter__"):
-                return answer[0], answer[1], result
-            try:
-                chunks.extend(result)
-            finally:
-                if hasattr(result, "close"):
-                    result.close()
-            return answer[0], answer[1], b"".join(chunks)
-        except Exception:
-            log.exception("the page failed on %s %s", environ["REQUEST_METHOD"], environ["PATH_INFO"])
-            body = b"internal error: see the log\n"
-            headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
-            return "500 Internal Server Error", headers, body
+def new_parser(max_head: int) -> h11.Connection:
+    """h11's reader and writer for a socket. It holds no more than `max_head` bytes of an unfinished head;
+    `PageServer._check` bounds a whole one."""
+    return h11.Connection(h11.SERVER, max_incomplete_event_size=max_head)
 
 
-async def read_head(reader: asyncio.StreamReader, max_head: int) -> bytes:
-    """The rest of a request's head, up to and including its blank line, read one line at a time so that a line
-    ended by a bare LF is refused at once instead of waiting out the deadline for a CRLF CRLF that never comes."""
-    head = b""
-    while True:
-        try:
-            line = await reader.readuntil(b"\n")
-        except asyncio.LimitOverrunError:
-            raise BadRequest(431, f"the request head is over {max_head} bytes") from None
-        if not line.endswith(b"\r\n"):
-            raise BadRequest(400, "every line of the request head must end with CRLF (\\r\\n), not a bare LF")
-        head += line
-        if len(head) > max_head:
-            raise BadRequest(431, f"the request head is over {max_head} bytes")
-        if head.endswith(b"\r\n\r\n"):
-            return head
+def _content_length(event: h11.Request) -> int | None:
+    """The declared body length (h11 has checked it is one run of ASCII digits); None for a chunked body.
+    Both at once are refused: a proxy in front could frame the body the other way (RFC 9112 6.1)."""
+    lengths = [v for k, v in event.headers if k == b"content-length"]
+    if any(k == b"transfer-encoding" for k, _ in event.headers):
+        if lengths:
+            raise Refused(400, "send Content-Length or Transfer-Encoding: chunked, not both (RFC 9112 6.1)")
+        return None
+    return int(lengths[0]) if lengths else 0
 
 
-def parse_head(head: bytes) -> Request:
-    lines = head[:-4].split(b"\r\n")
-    try:
-        method, target, version = lines[0].split(b" ")
-    except ValueError:
-        raise BadRequest(400, "the request line must be METHOD TARGET HTTP/1.1") from None
-    if not TOKEN.match(method):
-        raise BadRequest(400, "the request method is not a token")
-    if method != method.upper():  # methods are case-sensitive (RFC 9110 9.1); Werkzeug would upper-case "post"
-        raise BadRequest(501, f"no method {method.decode()!r} here: methods are upper case, such as GET and POST")
-    if version not in (b"HTTP/1.1", b"HTTP/1.0"):
-        raise BadRequest(505 if version.startswith(b"HTTP/") else 400, "only HTTP/1.1 and HTTP/1.0 are spoken here")
-    well_formed = target.startswith((b"/", b"http://", b"https://")) or target == b"*"
-    if not well_formed or any(b <= 32 or b >= 127 for b in target):
-        raise BadRequest(400, "the request target must be a path such as /healthz, in ASCII (%-encode the rest)")
-    if target.startswith(b"http") and not absolute_authority(target.decode("ascii")):
-        raise BadRequest(400, "an absolute request target needs a host and no user name, as in http://moodbox.local/")
-    if len(lines) > 101:
-        raise BadRequest(431, "more than 100 header lines")
-    headers = []
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not TOKEN.match(name):  # also refuses obsolete line folding (a line starting with a space)
-            raise BadRequest(400, f"a malformed header line: {line[:40]!r}")
-        value = value.strip(b" \t")
-        if any((b < 32 and b != 9) or b == 127 for b in value):
-            raise BadRequest(400, f"a control character in header {name.decode()}")
-        headers.append((name.decode("ascii").lower(), value.decode("latin-1")))
-    return Request(method.decode("ascii"), target.decode("ascii"), version.decode("ascii"), headers)
+def _plain(exc: h11.ProtocolError) -> str:
+    """h11's reason, with the bytes it quotes shown as bytes and cut short."""
+    return re.sub(r"bytearray\((b.*)\)", r"\1", str(exc))[:160]
 
 
-def absolute_authority(target: str) -> str:
-    """The host[:port] of an absolute-form target (http://host:port/path), or "" when it has none or has a
-    user name, which an http URI must not carry (RFC 9110 4.2.4)."""
-    try:
-        netloc = urlsplit(target).netloc
-    except ValueError:  # a bracket left open: http://[::1/
-        return ""
-    return "" if "@" in netloc else netloc
+def _response(status: str, headers: list[tuple[str, str]]) -> h11.Response:
+    code = int(status[:3])
+    reason = status[4:].strip()
+    if not reason:
+        with contextlib.suppress(ValueError):
+            reason = HTTPStatus(code).phrase
+    return h11.Response(
+        status_code=code,
+        reason=reason.encode("latin-1"),
+        headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
+    )
 
 
-def body_length(request: Request, max_body: int) -> int:
-    if request.header("transfer-encoding") is not None:
-        raise BadRequest(411, "chunked request bodies are not accepted: send Content-Length")
-    length = request.header("content-length")
-    if length is None:
-        return 0
-    values = {v.strip() for v in length.split(",")}
-    if len(values) != 1 or not (value := values.pop()).isdigit() or len(value) > 12:
-        raise BadRequest(400, "Content-Length must be one whole number")
-    if int(value) > max_body:
-        raise BadRequest(413, f"the request body is over {max_body} bytes")
-    return int(value)
+def _peer(writer: asyncio.StreamWriter) -> tuple[str, int]:
+    peer = writer.get_extra_info("peername") or ("", 0)
+    return wsgi.unmapped(peer[0]), peer[1]
 
 
-def head_bytes(status: str, headers: list[tuple[str, str]]) -> bytes:
-    lines = [f"HTTP/1.1 {status}", *(f"{k}: {v}" for k, v in headers)]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def unmapped(address: str) -> str:
-    """127.0.0.1 for ::ffff:127.0.0.1 (an IPv4 client of a dual-stack socket)."""
-    return address[7:] if address.startswith("::ffff:") and "." in address else address
+def _ends(writer: asyncio.StreamWriter) -> tuple[tuple, tuple]:
+    """(local address, peer address) of a connection, IPv4 clients of a dual-stack socket as plain IPv4."""
+    local = writer.get_extra_info("sockname") or ("", 0)
+    return (wsgi.unmapped(local[0]), local[1]), _peer(writer)
