@@ -1,4 +1,4 @@
-"""The `moodbox` command: run the daemon, classify photos, replay videos."""
+"""The `moodbox` command: run the daemon, classify photos, replay videos, measure the household learner."""
 
 from __future__ import annotations
 
@@ -37,11 +37,41 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("video", help="a video file, a folder of images, or 'demo' for the built-in demo feed")
     rep.add_argument("--json", action="store_true", help="print JSON")
     rep.add_argument("--pace", choices=("fast", "realtime"), default="fast")
+    learn = sub.add_parser(
+        "learn", parents=[common], help="measure the household learner on a folder of photos (<mood>/<photo>)"
+    )
+    learn.add_argument(
+        "--simulate", type=Path, required=True, metavar="FOLDER", help="photos in folders named after their mood"
+    )
+    how = learn.add_mutually_exclusive_group()
+    how.add_argument(
+        "--corrections", type=_count, default=10, metavar="N", help="natural walk: misreads corrected (default 10)"
+    )
+    how.add_argument("--per-class", type=_count, metavar="K", help="balanced: K photos of each mood as corrections")
+    learn.add_argument("--seeds", type=_count, default=20, metavar="S", help="random orders averaged (default 20)")
+    learn.add_argument(
+        "--uncorrected",
+        choices=("anchor", "confirm", "ignore"),
+        default="anchor",
+        help="what photos not corrected teach: anchor the fit to the model's own reading (the box's rule), count "
+        "as confirmations of what was shown, or nothing (for comparing)",
+    )
+    learn.add_argument("--json", action="store_true", help="print JSON")
     pair = sub.add_parser(
         "pairing-code", parents=[common], help="print the one-time code for setting the page's password (first run)"
     )
     pair.add_argument("--reset", action="store_true", help="forgot the password: forget it and print a new code")
     return p
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 1 and text != "0":
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return n
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             return Daemon(config, args.port).run_forever()
         if args.command == "pairing-code":
             return _pairing_code(config, args.reset)
+        if args.command == "learn":
+            return _learn(config, args)
         from device import offline
 
         if args.command == "classify":
@@ -97,6 +129,32 @@ def _pairing_code(config, reset: bool = False) -> int:
         print("The page's password is already set; sign in with it (forgot it? moodbox pairing-code --reset).")
     else:
         print(f"Pairing code: {code}  (enter it on the page's Set up screen to choose the password)")
+    return 0
+
+
+def _learn(config, args) -> int:
+    from dataclasses import replace
+
+    from device.learning import LearnerSettings
+    from device.learning._simulate import read_folder, simulate
+
+    try:
+        readings = read_folder(args.simulate, config.emotion.model_path)
+        settings = replace(LearnerSettings(), uncorrected=args.uncorrected)
+        result = simulate(readings, args.corrections, args.per_class, args.seeds, settings)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"moodbox: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(
+        f"{result['faces_found']} faces in {result['photos']} photos, {result['protocol']}, "
+        f"{result['corrections']:g} corrections, {result['seeds']} seeds: "
+        f"{result['before']:.1%} before, {result['after']:.1%} after (sd {result['after_sd']:.1%})"
+    )
+    for mood, was in result["per_class_before"].items():
+        print(f"  {mood:9s} {was:6.1%} -> {result['per_class_after'][mood]:6.1%}")
     return 0
 
 

@@ -45,7 +45,13 @@ class Face:
 @dataclass(frozen=True)
 class FaceEmotion:
     face: Face
-    probabilities: tuple[float, ...]  # in EMOTIONS order
+    probabilities: tuple[float, ...]  # in EMOTIONS order, after the household's learned adjustment (if any)
+    model: tuple[float, ...] = ()  # the model's own reading, where an adjustment changed it
+
+    @property
+    def model_probabilities(self) -> tuple[float, ...]:
+        """What the model itself read, before any learned adjustment (what a correction records)."""
+        return self.model or self.probabilities
 
     @property
     def emotion(self) -> str:

@@ -20,6 +20,8 @@ from device.emotion import EmotionClassifier
 from device.events import EMOTIONS, MoodChange, Reading
 from device.faces import make_detector
 from device.homeassistant import HomeAssistant
+from device.learning import Adjustment
+from device.learning._household import CorrectionError, Household
 from device.litert import runtime_name
 from device.mood import MoodEngine, MoodSettings
 from device.pipeline import DAEMON_CLASSIFY_BUDGET_MS, Pipeline
@@ -86,12 +88,18 @@ class Moodbox:
         self.videos = VideoSuggestions(
             config.youtube.api_key.get_secret_value(), config.youtube.region, self.store, config.youtube.daily_searches
         )
+        # The household learner: corrections teach the box; what it learned is applied to every face's reading.
+        self.household = Household(self.store, self.classifier.version, self._use_adjustment)
+        self.pipeline.heard = self.household.recent.heard
         self.home_assistant = HomeAssistant(self, config.mqtt, self.store)  # idle unless [mqtt] is enabled
         if self.store.notice:
             self.view.add_error("settings", self.store.notice)
         self.store.storage.listeners.append(self._storage_changed)
         if self.store.storage.error is not None:
             self._storage_changed(self.store.storage.error)
+
+    def _use_adjustment(self, adjustment: Adjustment) -> None:
+        self.pipeline.adjustment = adjustment  # replaced whole: the frame loop reads it once per face
 
     def _storage_changed(self, error: StorageError | None) -> None:
         if error is not None:
@@ -136,7 +144,18 @@ class Moodbox:
         # Only frames with a face too dark to read: the frame loop does not wake auto-play 15 times a second.
         self.bus.subscribe("autoplay-dark", self.autoplay.on_reading, Reading, size=4, only=lambda r: bool(r.dark))
         self.bus.subscribe("history", self._record, MoodChange)
+        self.bus.subscribe("learning", self.household.on_mood, MoodChange)
+        self.bus.subscribe(
+            "learning-everyday",
+            lambda r: self.household.on_reading(r, self.engine.mood),
+            Reading,
+            size=1,
+            only=lambda r: bool(r.faces) and self.household.due(),
+        )
         self.bus.subscribe("home-assistant", self.home_assistant.on_mood, MoodChange)
+        self.household.on_change(self._learning_changed)
+        with contextlib.suppress(StorageError):  # a full disk is reported; the box reads as the model does
+            self.household.start()
         self.autoplay.start()
         self.home_assistant.start()
         with contextlib.suppress(StorageError):  # a full disk is reported, and must not stop the start
@@ -178,6 +197,7 @@ class Moodbox:
             "frames": self.pipeline.frames,
             "frames_dropped": self.pipeline.dropped,
             "model": {"version": self.classifier.version, "interim": self.classifier.interim},
+            "learning": self.view.snapshot().get("learning", {"corrections": 0, "used": False}),
             "version": __version__,
             "uptime_s": round(time.monotonic() - self.started, 1),
         }
@@ -267,6 +287,37 @@ class Moodbox:
     def not_my_mood(self, mood: str | None) -> None:
         self.autoplay.set_override(mood)
 
+    # -- the household learner ------------------------------------------------------------------------------------
+    def correct_mood(self, mood: str) -> dict[str, Any]:
+        """The room's mood was read wrong: it is really `mood`. Teaches the learner; ValueError with the reason."""
+        try:
+            return self.household.correct(self.engine.mood, mood)
+        except CorrectionError as exc:
+            raise ValueError(str(exc)) from None
+
+    def undo_correction(self) -> dict[str, Any] | None:
+        return self.household.undo()
+
+    def forget_corrections(self) -> int:
+        n = self.household.forget()
+        log.info("the household learner forgot %d correction(s)", n)
+        return n
+
+    def learning(self) -> dict[str, Any]:
+        return self.household.state()
+
+    def _learning_changed(self) -> None:
+        state = self.household.state(recent=0)
+        self.view.set(
+            "learning",
+            {
+                **{k: state[k] for k in ("corrections", "used", "summary", "size")},
+                "fit_ms": round(self.household.fit_ms, 2),
+                "new_model": state["older_model"] is not None and not state["corrections"],
+            },
+        )
+        self.home_assistant.on_learning(state)
+
     def history(self, hours: float) -> dict[str, Any]:
         until = time.time()
         since = until - hours * 3600
@@ -279,9 +330,13 @@ class Moodbox:
             "moods": [*EMOTIONS, "nobody"],
         }
 
-    def delete_history(self) -> int:
-        n = self.store.delete_history()
+    def delete_history(self, corrections: bool = False) -> int:
+        n = self.store.delete_history()  # with the learner's everyday readings
         log.info("history deleted (%d mood changes)", n)
+        if corrections:
+            self.forget_corrections()
+        else:
+            self.household.refit()
         return n
 
     def video_suggestions(self, mood: str | None = None) -> dict[str, Any]:

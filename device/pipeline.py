@@ -18,6 +18,11 @@ Frames from the camera feed carry the one clock's time and the number of their c
 `device/camera/_feed.py`). When a camera is (re)opened, the faces followed so far are forgotten and the mood engine
 starts a fresh window.
 
+What the household taught (`device/learning`: corrections of misread moods) is applied to every face's reading
+here, before the mood engine hears it: `adjustment`, replaced whole when the learner refits. Each face keeps the
+model's own reading beside the adjusted one, and `heard` passes what the engine heard to the learner's memory of
+the last few seconds, which is what a correction records.
+
 Faces whose centre lies in one of `ignored_areas` (a TV, a poster; fractions of the frame, set on the page) are
 dropped after detection: they are never classified, never reach the mood, and only their boxes are reported.
 
@@ -44,6 +49,7 @@ from device.camera import Camera, CameraFeed
 from device.emotion import EmotionClassifier
 from device.events import FaceEmotion, Frame, MoodChange, Reading
 from device.faces import FaceDetector, FaceTracks
+from device.learning import NO_ADJUSTMENT, Adjustment
 from device.mood import MoodEngine
 
 log = logging.getLogger(__name__)
@@ -131,6 +137,10 @@ class Pipeline:
         self.keep_last_frame = False  # only while the owner's live preview is on; memory only
         self.last_grey: np.ndarray | None = None
         self.ignored_areas: tuple[tuple[float, float, float, float], ...] = ()  # (x, y, w, h), fractions
+        # The household's learned adjustment of the model's readings, applied before the mood engine hears them;
+        # replaced whole by the learner, never changed in place.
+        self.adjustment: Adjustment = NO_ADJUSTMENT
+        self.heard: Callable[[Reading], None] | None = None  # also told what the mood engine hears (the learner)
 
     @property
     def dropped(self) -> int:
@@ -160,7 +170,10 @@ class Pipeline:
         t2 = time.perf_counter()
         timings = {"capture": capture_ms, "age": age_ms, "detect": (t1 - t0) * 1000, "classify": (t2 - t1) * 1000}
         reading = Reading(frame.t, results, (w, h), arrived, timings, ignored, dark)
-        change = self.engine.update(reading if fresh is results else replace(reading, faces=fresh))
+        heard = reading if fresh is results else replace(reading, faces=fresh)
+        change = self.engine.update(heard)
+        if self.heard is not None:
+            self.heard(heard)
         timings["mood"] = (time.perf_counter() - t2) * 1000
         self._account(timings, classified=bool(fresh))
         self.last_reading = reading
@@ -198,12 +211,19 @@ class Pipeline:
     def _probabilities(self, grey: np.ndarray, face) -> tuple[float, ...]:
         return tuple(float(p) for p in self.classifier.classify(grey, face))
 
+    def _read(self, face, model: tuple[float, ...]) -> FaceEmotion:
+        """A face with the model's reading, adjusted by what the household taught (if anything)."""
+        adjustment = self.adjustment
+        if not adjustment.active:
+            return FaceEmotion(face, model)
+        return FaceEmotion(face, adjustment.apply(model), model)
+
     def _classify(
         self, grey: np.ndarray, faces: list, started: float
     ) -> tuple[tuple[FaceEmotion, ...], tuple[FaceEmotion, ...]]:
         """Every face with its probabilities, and those of them classified in this frame."""
         if self.classify_budget_ms is None:
-            every = tuple(FaceEmotion(f, self._probabilities(grey, f)) for f in faces)
+            every = tuple(self._read(f, self._probabilities(grey, f)) for f in faces)
             return every, every
         tracks = self._tracks.follow(faces)
         budget_end = started + self.classify_budget_ms / 1000
@@ -216,10 +236,11 @@ class Pipeline:
             ms = (time.perf_counter() - t) * 1000
             self._face_ms = ms if not self._face_ms else 0.8 * self._face_ms + 0.2 * ms
             done.add(id(track))
-        every = tuple(FaceEmotion(t.face, t.probabilities) for t in tracks if t.probabilities is not None)
+        read = {id(t): self._read(t.face, t.probabilities) for t in tracks if t.probabilities is not None}
+        every = tuple(read[id(t)] for t in tracks if id(t) in read)
         if len(done) == len(tracks):
             return every, every
-        return every, tuple(FaceEmotion(t.face, t.probabilities) for t in tracks if id(t) in done)
+        return every, tuple(read[id(t)] for t in tracks if id(t) in done)
 
     def _account(self, timings: dict[str, float], classified: bool) -> None:
         self.frames += 1

@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, created REAL NOT NULL,
 CREATE TABLE IF NOT EXISTS signin_limits (key TEXT PRIMARY KEY, failures INTEGER NOT NULL, last REAL NOT NULL,
                                           locked_until REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS signin_failures (at REAL NOT NULL, key TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS corrections (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, model TEXT NOT NULL,
+                                        shown TEXT NOT NULL, mood TEXT NOT NULL, readings TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS room_readings (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, model TEXT NOT NULL,
+                                          shown TEXT NOT NULL, probabilities TEXT NOT NULL);
 """
 
 
@@ -164,6 +168,7 @@ class Store:
     def delete_history(self) -> int:
         n = self._run("SELECT count(*) FROM history")[0][0]
         self._run("DELETE FROM history")
+        self._run("DELETE FROM room_readings")  # the learner's everyday readings are history too
         self._run("PRAGMA wal_checkpoint(TRUNCATE)")
         self._run("VACUUM")  # deleted rows must not linger in free pages
         return n
@@ -173,7 +178,63 @@ class Store:
         n = self._run("SELECT count(*) FROM history WHERE at < ?", (cutoff,))[0][0]
         if n:
             self._run("DELETE FROM history WHERE at < ?", (cutoff,))
+        self._run("DELETE FROM room_readings WHERE at < ?", (cutoff,))
         return n
+
+    # -- the household learner (device/learning): numbers only, never a picture ---------------------------------
+    def add_correction(self, at: float, model: str, shown: str, mood: str, readings: list[dict]) -> int:
+        rows = self._run(
+            "INSERT INTO corrections (at, model, shown, mood, readings) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (at, model, shown, mood, json.dumps(readings, separators=(",", ":"))),
+        )
+        return int(rows[0][0])
+
+    def corrections(self, model: str | None) -> list[dict[str, Any]]:
+        """Every correction (of one model, or of all), oldest first."""
+        sql = "SELECT id, at, model, shown, mood, readings FROM corrections"
+        rows = self._run(sql + " WHERE model = ? ORDER BY id", (model,)) if model else self._run(sql + " ORDER BY id")
+        return [
+            {"id": i, "at": at, "model": m, "shown": shown, "mood": mood, "readings": json.loads(r)}
+            for i, at, m, shown, mood, r in rows
+        ]
+
+    def delete_last_correction(self, model: str) -> dict[str, Any] | None:
+        rows = self._run(
+            "DELETE FROM corrections WHERE id = (SELECT max(id) FROM corrections WHERE model = ?) "
+            "RETURNING id, at, shown, mood",
+            (model,),
+        )
+        return {"id": rows[0][0], "at": rows[0][1], "shown": rows[0][2], "mood": rows[0][3]} if rows else None
+
+    def delete_corrections(self) -> int:
+        n = len(self._run("DELETE FROM corrections RETURNING id"))
+        self._run("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._run("VACUUM")  # forgotten readings must not linger in free pages
+        return n
+
+    def add_room_reading(self, at: float, model: str, shown: str, probabilities: list[float], keep: int) -> None:
+        """One everyday reading; only the newest `keep` of the model are kept."""
+        with self._lock:
+            self._run(
+                "INSERT INTO room_readings (at, model, shown, probabilities) VALUES (?, ?, ?, ?)",
+                (at, model, shown, json.dumps(probabilities)),
+            )
+            self._run(
+                "DELETE FROM room_readings WHERE model = ? AND id <= "
+                "(SELECT id FROM room_readings WHERE model = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (model, model, keep),
+            )
+
+    def room_readings(self, model: str, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` everyday readings of a model, oldest first."""
+        rows = self._run(
+            "SELECT at, shown, probabilities FROM room_readings WHERE model = ? ORDER BY id DESC LIMIT ?",
+            (model, limit),
+        )
+        return [{"at": at, "shown": shown, "probabilities": json.loads(p)} for at, shown, p in reversed(rows)]
+
+    def delete_room_readings(self) -> int:
+        return len(self._run("DELETE FROM room_readings RETURNING id"))
 
     # -- caches and daily budgets --------------------------------------------------------------------------
     def cache_get(self, kind: str, key: str, allow_stale: bool = False) -> tuple[Any, bool] | None:

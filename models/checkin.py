@@ -44,16 +44,16 @@ def guard(checkpoint: Path, logit_adjust: float) -> tuple[bool, str]:
     import cv2
     import torch
 
+    from device.photos import largest_face, photo_pipeline
     from models.evaluate import float_net
     from models.fer import CLASS_NAMES, data_dir, logit_adjustment
-    from models.realval import _pipeline, largest_face
 
     photo = data_dir().parent / "media" / "justin.jpg"
     grey = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
     if grey is None:
         return False, f"{photo} is missing: put ../shared/media beside the checkout"
     # the shipped file only finds and cuts the face: the crop does not depend on the classifier
-    pipeline = _pipeline(HERE / "emotion_vgg16_int8.tflite")
+    pipeline = photo_pipeline(HERE / "emotion_vgg16_int8.tflite")
     best = largest_face(pipeline, grey)
     if best is None:
         return False, f"the device finds no face in {photo.name}"

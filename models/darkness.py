@@ -21,8 +21,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from device.photos import photo_pipeline
 from models.fer import CLASS_NAMES
-from models.realval import HERE, _pipeline, realval_dir
+from models.realval import HERE, realval_dir
 
 GAINS = (1.0, 0.6, 0.4, 0.3, 0.2, 0.15, 0.1, 0.07, 0.05)
 NOISE = (2.0, 4.0, 8.0)
@@ -42,7 +43,7 @@ def measure(model: Path, folder: Path | None = None, gains=GAINS, noise=NOISE, l
 
     folder = folder or realval_dir()
     rows = list(csv.DictReader((folder / "labels.csv").open()))[:limit]
-    pipeline = _pipeline(model)
+    pipeline = photo_pipeline(model)
     faces = []  # (gain, noise, box mean, sure, predicted, label)
     for i, row in enumerate(rows):
         grey = cv2.imread(str(folder / row["file"]), cv2.IMREAD_GRAYSCALE)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device.photos import confusion, scores
 from models.fer import CLASS_NAMES, Split, load_split
 
 HERE = Path(__file__).resolve().parent
@@ -30,24 +31,6 @@ def private_subset_indices(n: int) -> np.ndarray:
     return np.sort(np.random.default_rng(SUBSET_SEED).permutation(n)[:SUBSET_SIZE])
 
 
-def confusion(labels: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    m = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES)), np.int64)
-    np.add.at(m, (labels, pred), 1)
-    return m
-
-
-def scores(labels: np.ndarray, pred: np.ndarray) -> dict:
-    m = confusion(labels, pred)
-    recall = m.diagonal() / np.maximum(m.sum(1), 1)
-    precision = m.diagonal() / np.maximum(m.sum(0), 1)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    return {
-        "accuracy": float((labels == pred).mean()),
-        "macro_f1": float(f1.mean()),
-        "recall": {c: float(r) for c, r in zip(CLASS_NAMES, recall)},
-    }
-
-
 def int8_probabilities(model: Path, split: Split, flip: bool = False) -> np.ndarray:
     from device.emotion import EmotionClassifier
 
@@ -57,17 +40,10 @@ def int8_probabilities(model: Path, split: Split, flip: bool = False) -> np.ndar
 
 
 def float_net(checkpoint: Path, logit_shift: np.ndarray | None = None):
-    """The float PyTorch model of a checkpoint, with the converter's logit shift (if any) in its last bias."""
-    import torch
+    """The float PyTorch model of a checkpoint (models.vgg16_torch.float_net; looked up here so tests can swap it)."""
+    from models.vgg16_torch import float_net as load
 
-    from models.vgg16_torch import VGG16
-
-    net = VGG16()
-    net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
-    if logit_shift is not None:
-        with torch.no_grad():
-            net.head[-1].bias += torch.as_tensor(logit_shift)
-    return net.eval()
+    return load(checkpoint, logit_shift)
 
 
 def float_probabilities(

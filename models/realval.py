@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from device.photos import confusion, largest_face, photo_pipeline, scores
 from models.fer import CLASS_NAMES
 
 HERE = Path(__file__).resolve().parent
@@ -39,26 +40,6 @@ class Photo:
     crop: np.ndarray | None  # the device's 48x48 crop of the largest face, None when no face was found
     int8: np.ndarray | None  # the device's seven probabilities for that face
     face_width: float = 0.0  # of that face, in the photo's pixels
-
-
-def _pipeline(model: Path, detector: str = "auto"):
-    from device.emotion import EmotionClassifier
-    from device.faces import make_detector
-    from device.mood import MoodEngine, MoodSettings
-    from device.pipeline import Pipeline
-
-    # Every face found is read, however dark: this scores the model. What the device's darkness rule holds back is
-    # measured by `models.darkness`.
-    classifier = EmotionClassifier(model, threads=2)
-    return Pipeline(make_detector(detector), classifier, MoodEngine(MoodSettings()), too_dark_below=0)
-
-
-def largest_face(pipeline, grey: np.ndarray):
-    """The device's reading of the largest face in a whole grey photo (box and probabilities), or None."""
-    from device.events import Frame
-
-    reading, _ = pipeline.process(Frame(grey, 0.0, 0))
-    return max(reading.faces, key=lambda r: r.face.w * r.face.h) if reading.faces else None
 
 
 def cropped_to_face(pipeline, grey: np.ndarray, margin: float, size: int = 256) -> np.ndarray | None:
@@ -136,8 +117,8 @@ def run_photos(
     rows = list(csv.DictReader((folder / "labels.csv").open()))
     if not rows:
         raise SystemExit(f"{folder / 'labels.csv'} lists no photos")
-    pipeline = _pipeline(model, detector)
-    cutter = pipeline if detector == "auto" else _pipeline(model)
+    pipeline = photo_pipeline(model, detector)
+    cutter = pipeline if detector == "auto" else photo_pipeline(model)
     if margin is not None:
         pipeline.classifier.framing = dataclasses.replace(pipeline.classifier.framing, margin=margin)
     if condition is not None and condition not in CONDITIONS:
@@ -184,8 +165,6 @@ def photos_from_crops(path: Path) -> list[Photo]:
 
 def score(photos: list[Photo], probabilities: list[np.ndarray | None]) -> dict:
     """Accuracy, macro-F1, per-class recall and the confusion matrix; misses counted apart."""
-    from models.evaluate import confusion, scores
-
     found = [(ph.label, p) for ph, p in zip(photos, probabilities) if p is not None]
     labels = np.array([lab for lab, _ in found], np.int64)
     pred = np.array([int(np.argmax(p)) for _, p in found], np.int64)
@@ -213,7 +192,7 @@ def float_scores(
 ) -> dict:
     """The same photos and crops through a float PyTorch checkpoint (to judge a model before converting it)."""
 
-    from models.evaluate import float_net
+    from models.vgg16_torch import float_net
 
     return net_scores(photos, float_net(checkpoint, logit_shift), flip)
 

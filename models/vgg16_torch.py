@@ -48,3 +48,13 @@ class VGG16(nn.Module):
         """pixels: float [N, 1, 48, 48] in 0..255. Returns logits [N, classes]."""
         x = (pixels - PIXEL_MEAN) / PIXEL_STD
         return self.head(self.features(x))
+
+
+def float_net(checkpoint, logit_shift=None) -> VGG16:
+    """The float model of a checkpoint file, with the converter's logit shift (if any) in its last bias."""
+    net = VGG16()
+    net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
+    if logit_shift is not None:
+        with torch.no_grad():
+            net.head[-1].bias += torch.as_tensor(logit_shift)
+    return net.eval()

@@ -18,7 +18,7 @@ from device.events import EMOTIONS
 from device.player import PlayerError
 from device.settings import SettingsError
 from device.storage import StorageError
-from web_ui import homeassistant
+from web_ui import homeassistant, learning
 from web_ui.auth import (
     BROWSER_COOKIE,
     BROWSER_SECONDS,
@@ -78,7 +78,11 @@ class Box(Protocol):
     def skip(self) -> None: ...
     def not_my_mood(self, mood: str | None) -> None: ...
     def history(self, hours: float) -> dict[str, Any]: ...
-    def delete_history(self) -> int: ...
+    def delete_history(self, corrections: bool = False) -> int: ...
+    def correct_mood(self, mood: str) -> dict[str, Any]: ...
+    def undo_correction(self) -> dict[str, Any] | None: ...
+    def forget_corrections(self) -> int: ...
+    def learning(self) -> dict[str, Any]: ...
     def video_suggestions(self, mood: str | None = None) -> dict[str, Any]: ...
     def recent_frame(self) -> Any: ...
 
@@ -407,7 +411,10 @@ def create_app(box: Box) -> Flask:
 
     @app.delete("/api/history")
     def delete_history():
-        return jsonify({"deleted": box.delete_history()})
+        also = request.args.get("corrections", "false")
+        if also not in ("true", "false"):
+            return bad_request("corrections must be true or false")
+        return jsonify({"deleted": box.delete_history(corrections=also == "true")})
 
     @app.get("/api/videos")
     def videos():
@@ -512,6 +519,7 @@ def create_app(box: Box) -> Flask:
         return Response(jpeg.tobytes(), mimetype="image/jpeg", headers={"Cache-Control": "no-store, max-age=0"})
 
     homeassistant.add_routes(app, box, body)  # Settings → Home Assistant (MQTT)
+    learning.add_routes(app, box, body)  # "Read wrong?" on Now; Settings → What Moodbox learned
     app.jinja_env.globals.update(
         now=time.time, mood_word=lambda m: MOOD_WORDS.get(m, m), mood_words=MOOD_WORDS, min_password=MIN_PASSWORD
     )

@@ -146,8 +146,22 @@ OPENAPI = {
                     }
                 ],
             ),
-            "delete": _op("delete my history", changes=True),
+            "delete": _op(
+                "delete my history (and, with corrections=true, what Moodbox learned from corrections)",
+                query=[{"name": "corrections", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}}],
+                changes=True,
+            ),
         },
+        "/api/learning": {"get": _op("what the household learner learned, and the newest corrections")},
+        "/api/corrections": {
+            "post": _op(
+                "Moodbox read the room wrong: the mood it really is (teaches the learner)",
+                {"type": "object", "required": ["mood"], "properties": {"mood": _MOOD}},
+                changes=True,
+            ),
+            "delete": _op("forget every correction and what was learned from them", changes=True),
+        },
+        "/api/corrections/last": {"delete": _op("undo the newest correction", changes=True)},
         "/api/videos": {"get": _op("YouTube suggestions", query=[{"name": "mood", "in": "query", "schema": _MOOD}])},
         "/api/spotify": {"get": _op("Spotify connection state")},
         "/api/spotify/connect": {"post": _op("start connecting: returns the authorise link", changes=True)},

@@ -21,6 +21,7 @@ from device.config import Mqtt
 from device.events import NOBODY, MoodChange
 from device.homeassistant import _settings
 from device.homeassistant._discovery import (
+    CORRECT_PROMPT,
     ENTITIES,
     LET_MOODBOX_DECIDE,
     OFF,
@@ -52,6 +53,7 @@ class Box(Protocol):
     def settings(self) -> Any: ...
     def update_settings(self, changes: dict) -> Any: ...
     def not_my_mood(self, mood: str | None) -> None: ...
+    def correct_mood(self, mood: str) -> dict[str, Any]: ...
     def skip(self) -> None: ...
 
 
@@ -76,6 +78,7 @@ class HomeAssistant:
         self.settings = _settings.effective(file_settings, store)
         self._topics = _settings.topics_for(self.settings)
         self._mood, self._confidence = NOBODY, 0.0
+        self._corrections = 0
         self._read_at = 0.0
         self._published: dict[str, str] = {}
         self._sent_at: dict[str, float] = {}
@@ -131,6 +134,11 @@ class HomeAssistant:
         self._mood, self._confidence = change.mood, change.confidence
         self._read_at = 0.0  # sent on the link's next turn, within 0.1 s
 
+    def on_learning(self, state: dict[str, Any]) -> None:
+        """The learner refitted (a correction made, undone or forgotten): the count goes out on the next turn."""
+        self._corrections = int(state.get("corrections", 0))
+        self._read_at = 0.0
+
     # -- on the link's thread -------------------------------------------------------------------------------------
     def _status(self, status: dict[str, Any]) -> None:
         self.box.view.set("mqtt", status)
@@ -169,6 +177,8 @@ class HomeAssistant:
             "playing": now_playing(snap.get("playing")),
             "autoplay": ON if s.autoplay else OFF,
             "hold": held or LET_MOODBOX_DECIDE,
+            "correct": CORRECT_PROMPT,
+            "corrections": str(self._corrections),
             "privacy": ON if s.privacy_mode else OFF,
             "fps": f"{box.pipeline.fps:.0f}",
             "camera": str(box.feed.state),
@@ -233,3 +243,5 @@ class HomeAssistant:
             self.box.not_my_mood(value)
         elif key == "skip":
             self.box.skip()
+        elif key == "correct" and value is not None:
+            self.box.correct_mood(value)  # ValueError (nobody in view, ...) is said on the page and in the log

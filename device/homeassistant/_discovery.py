@@ -18,6 +18,8 @@ from device.events import EMOTIONS, NOBODY
 MOODS = (*EMOTIONS, NOBODY)
 LET_MOODBOX_DECIDE = "Let Moodbox decide"
 HOLD_OPTIONS = (LET_MOODBOX_DECIDE, *EMOTIONS)
+CORRECT_PROMPT = "Choose the real mood"  # the correction select's resting state: picking a mood teaches the box
+CORRECT_OPTIONS = (CORRECT_PROMPT, *EMOTIONS)
 ON, OFF = "ON", "OFF"
 PRESS = "PRESS"
 
@@ -43,6 +45,14 @@ ENTITIES: tuple[Entity, ...] = (
     Entity("autoplay", "switch", "Auto-play", {"icon": "mdi:playlist-music"}, command=True),
     Entity("hold", "select", "Hold a mood", {"options": list(HOLD_OPTIONS), "icon": "mdi:pin"}, command=True),
     Entity("skip", "button", "Skip", {"icon": "mdi:skip-next"}, state=False, command=True),
+    Entity(
+        "correct",
+        "select",
+        "Read wrong? The mood is really",
+        {"options": list(CORRECT_OPTIONS), "icon": "mdi:school-outline"},
+        command=True,
+    ),
+    Entity("corrections", "sensor", "Corrections learned from", {"state_class": "measurement", "icon": "mdi:school"}),
     Entity("privacy", "switch", "Privacy mode (camera off)", {"icon": "mdi:camera-off"}, command=True),
     Entity(
         "fps",
@@ -132,7 +142,8 @@ class BadCommand(ValueError):
 
 
 def parse_command(key: str, payload: bytes) -> Any:
-    """What a command payload asks for: a bool for the switches, a mood or None for hold, True for skip."""
+    """What a command payload asks for: a bool for the switches, a mood or None for the selects (hold, correct),
+    True for skip."""
     if len(payload) > 64:
         raise BadCommand(f"{len(payload)} bytes is too long for a {key} command")
     try:
@@ -142,9 +153,10 @@ def parse_command(key: str, payload: bytes) -> Any:
     entity = BY_KEY[key]
     if entity.component == "switch" and text in (ON, OFF):
         return text == ON
-    if entity.component == "select" and text in HOLD_OPTIONS:
-        return None if text == LET_MOODBOX_DECIDE else text
+    options = entity.options.get("options", ())
+    if entity.component == "select" and text in options:
+        return None if text in (LET_MOODBOX_DECIDE, CORRECT_PROMPT) else text
     if entity.component == "button" and text == PRESS:
         return True
-    allowed = {"switch": f"{ON} or {OFF}", "select": ", ".join(HOLD_OPTIONS), "button": PRESS}[entity.component]
+    allowed = {"switch": f"{ON} or {OFF}", "select": ", ".join(options), "button": PRESS}[entity.component]
     raise BadCommand(f"{text[:40]!r} is not a {key} command: send {allowed}")
