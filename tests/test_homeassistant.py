@@ -6,6 +6,7 @@ MQTT discovery schema (below, as JSON Schema), watches the state topics, and sen
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import random
@@ -160,10 +161,10 @@ DISCOVERY_SCHEMA = {
     for component, s in _SCHEMAS.items()
 }
 EXPECTED = {  # what appears in Home Assistant
-    "sensor": {"mood", "playing", "fps", "camera", "model"},
+    "sensor": {"mood", "playing", "fps", "camera", "model", "corrections"},
     "binary_sensor": {"present"},
     "switch": {"autoplay", "privacy"},
-    "select": {"hold"},
+    "select": {"hold", "correct"},
     "button": {"skip"},
 }
 
@@ -266,10 +267,12 @@ def test_discovery_is_retained_and_matches_home_assistants_schema(box, broker, l
             assert payload["options"] == MOODS and payload["json_attributes_topic"] == f"{BASE}/mood/attributes"
         if key == "hold":
             assert payload["options"] == HOLD
+        if key == "correct":
+            assert payload["options"] == ["Choose the real mood", *EMOTIONS]
         if key in ("fps", "camera", "model"):
             assert payload["entity_category"] == "diagnostic"
     assert found == EXPECTED
-    assert len(unique_ids) == 10 and all(dev == devices[0] for dev in devices)
+    assert len(unique_ids) == sum(map(len, EXPECTED.values())) and all(dev == devices[0] for dev in devices)
     assert devices[0]["name"] == "Moodbox Test Room" and devices[0]["identifiers"] == [NODE]
     # The schema refuses what HA would not use: a misspelt key, or a unit on an enum sensor.
     mood = json.loads(configs[f"{PREFIX}/sensor/{NODE}/mood/config"].payload)
@@ -337,6 +340,23 @@ def test_each_command_works_end_to_end(box, listener, fake):
     listener.send(f"{BASE}/skip/set", "PRESS")
     assert until(lambda: len(fake.calls("POST", "/v1/me/player/next")) == before + 1, 5), "no skip reached Spotify"
     assert fake.calls("POST", "/v1/me/player/next")[-1].query["device_id"] == ["dev-kitchen"]
+
+    # "Read wrong? The mood is really ...": a correction, as on the page; the count of corrections follows
+    assert listener.wait_for(f"{BASE}/corrections").payload == b"0"
+    assert listener.wait_for(f"{BASE}/correct").payload == b"Choose the real mood"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # sent while a face is in view and the room's mood is not fear already
+        if http.get(base + "/api/state", timeout=5).json()["mood"]["name"] not in ("nobody", "fear"):
+            sent = time.time()
+            listener.send(f"{BASE}/correct/set", "fear")
+            with contextlib.suppress(AssertionError):  # the face left just then: the page's error, and again
+                listener.wait_for(f"{BASE}/corrections", b"1", after=sent, timeout=3)
+                break
+        time.sleep(0.5)
+    learning = http.get(base + "/api/learning", timeout=5).json()
+    assert learning["corrections"] == 1 and learning["recent"][0]["mood"] == "fear"
+    assert http.delete(base + "/api/corrections/last", timeout=5).json()["undone"]["mood"] == "fear"
+    listener.wait_for(f"{BASE}/corrections", b"0", timeout=5)
 
     command("privacy", "ON", "ON")
     assert http.get(base + "/api/settings", timeout=5).json()["privacy_mode"] is True

@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import REPO, free_port, isolated_env, login
 from tests.mqtt_broker import Broker, Listener
+from tests.test_learning import assert_learner_keeps_numbers_only
 
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"GIF8", b"II*\x00", b"MM\x00*", b"RIFF", b"P5", b"P6", b"\x93NUMPY")
 IMAGE_SUFFIX = re.compile(r"\.(jpe?g|png|bmp|gif|tiff?|webp|pgm|ppm|npy|npz|yuv|raw|h264|mp4|avi|mkv)$", re.I)
@@ -169,6 +170,17 @@ def test_the_running_daemon_writes_no_image_and_serves_none(tmp_path):
             assert not ctype.startswith(("image/", "video/")), (path, ctype)
             assert not any(r.content.startswith(m) for m in IMAGE_MAGIC[:4]), path
         assert http.get(base + "/api/preview.jpg", timeout=5).status_code == 403  # off unless the owner allows it
+        # A correction ("read wrong? it is really ..."), made while a face is in view: it records numbers only.
+        deadline, made = time.monotonic() + 60, None
+        while made is None and time.monotonic() < deadline:
+            shown = http.get(base + "/api/state", timeout=5).json()["mood"]["name"]
+            r = http.post(base + "/api/corrections", json={"mood": "fear" if shown != "fear" else "sad"}, timeout=5)
+            if r.status_code == 200:
+                made = r.json()
+            else:
+                assert r.status_code == 409, r.text  # nobody in view just now: the demo's empty room
+                time.sleep(0.5)
+        assert made is not None and made["faces"] > 0
     finally:
         stop_traced(proc)
         everything.close()
@@ -179,6 +191,7 @@ def test_the_running_daemon_writes_no_image_and_serves_none(tmp_path):
     assert remote_connects(trace) == []
     assert_only_text_or_json(everything.messages)
     assert any(m.topic == "moodbox/test/mood" for m in everything.messages)
+    assert assert_learner_keeps_numbers_only(tmp_path / "home" / ".state" / "moodbox" / "moodbox.db") > 0
 
 
 def test_the_mqtt_check_catches_a_picture():
