@@ -208,6 +208,25 @@ def test_without_spotify_plays_are_recorded_as_would_play(tmp_path):
     assert taste.summary(Settings().music_for)["playlists"] == "off"
 
 
+def test_plays_and_skips_are_pruned_with_the_history_and_likes_stay(tmp_path):
+    store, day = Store(tmp_path / "moodbox.db"), 86400.0
+    now = EVENING
+    for age in (40, 20, 5):  # days ago
+        play = {"started": now - age * day, "mood": "happy", "uri": f"spotify:track:{age}", "track": str(age)}
+        store.add_play({**play, "artist": "", "cover": "", "source": "", "source_key": "", "why": "mood", "preview": 0})
+        store.set_taste("happy", {"uri": f"spotify:track:{age}"}, "skipped", now - age * day)
+    store.set_taste("happy", {"uri": "spotify:track:liked"}, "liked", now - 300 * day)
+    store.add_mood(now - 40 * day, "happy", 0.9)
+    assert store.prune_history(30, now=now) == 1
+    assert [p["track"] for p in store.plays()] == ["5", "20"]
+    taste = {r["uri"]: r for r in store.taste("happy")}
+    assert set(taste) == {"spotify:track:20", "spotify:track:5", "spotify:track:liked"}  # a skip lasts 30 days
+    store.prune_history(7, now=now)  # a shorter history forgets skips sooner; a like is no history
+    assert [p["track"] for p in store.plays()] == ["5"]
+    assert {r["uri"] for r in store.taste("happy")} == {"spotify:track:5", "spotify:track:liked"}
+    store.close()
+
+
 # -- skips and likes teach, per mood --------------------------------------------------------------------------------
 def skip_first_track(rig: Rig, after: float) -> str:
     uri = rig.auto.playing.uri
