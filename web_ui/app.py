@@ -18,7 +18,7 @@ from device.events import EMOTIONS
 from device.player import PlayerError
 from device.settings import SettingsError
 from device.storage import StorageError
-from web_ui import homeassistant
+from web_ui import homeassistant, music
 from web_ui.auth import (
     BROWSER_COOKIE,
     BROWSER_SECONDS,
@@ -503,6 +503,7 @@ def create_app(box: Box) -> Flask:
         return Response(jpeg.tobytes(), mimetype="image/jpeg", headers={"Cache-Control": "no-store, max-age=0"})
 
     homeassistant.add_routes(app, box, body)  # Settings → Home Assistant (MQTT)
+    music.add_routes(app, box, body)  # what played, the heart, the volume, Try it and Forget skips
     app.jinja_env.globals.update(
         now=time.time, mood_word=lambda m: MOOD_WORDS.get(m, m), mood_words=MOOD_WORDS, min_password=MIN_PASSWORD
     )
