@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from device.events import mood_word
 from device.player import Playing
 from device.store import Store
 
@@ -33,7 +34,6 @@ ENDINGS = {
 }
 END_MARGIN_S = 5.0  # a track that changes this close to its end played through
 GIVE_UP_PAUSED_S = 30 * 60  # paused this long (not by Moodbox), a play has ended
-FEELS = {"surprise": "surprised", "fear": "afraid", "disgust": "disgusted"}  # "the room feels ..."
 
 
 class Taste(Protocol):
@@ -43,10 +43,10 @@ class Taste(Protocol):
 def why_line(playing: Playing, liked: bool) -> str:
     """One line saying why this song plays, with "{ago}" where the time goes: the page writes "2 min ago" there,
     Home Assistant "at 21:04" (why_for_home_assistant)."""
-    feels = FEELS.get(playing.mood, playing.mood)
+    feels = mood_word(playing.mood)  # the page's word: "surprised", as in the mood picker and Settings
     reason = {
-        "hold": f"Because you chose {playing.mood} {{ago}}",
-        "try": f"Because you tapped Try it for {playing.mood} {{ago}}",
+        "hold": f"Because you chose {feels} {{ago}}",
+        "try": f"Because you tapped Try it for {feels} {{ago}}",
         "list-end": f"Because the room still feels {feels}",
     }.get(playing.why, f"Because the room turned {feels} {{ago}}")
     parts = [reason, f"from {playing.source.short()}"]

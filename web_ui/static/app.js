@@ -423,6 +423,8 @@
     sensitivity: "How sure Moodbox must be", dwell_seconds: "Mood must hold for", cooldown_minutes: "Time between automatic changes",
     hands_off_minutes: "Hands off", pause_when_empty_minutes: "Pause when the room is empty", "quiet_hours.start": "Quiet hours from", "quiet_hours.end": "Quiet hours to",
     camera_source: "Camera", history_days: "Keep history for", spotify_client_id: "Client ID",
+    "volume_cap.enabled": "Quieter at night", "volume_cap.percent": "Start the music at most at",
+    "volume_cap.start": "Volume at night from", "volume_cap.end": "Volume at night to",
   };
   const problemText = (err) => err.data && err.data.problems
     ? Object.entries(err.data.problems).map(([k, v]) => (FIELD_NAMES[k] || k) + ": " + v).join("; ") : err.message;
@@ -700,7 +702,8 @@
       } catch (err) {
         Object.entries((err.data || {}).problems || {}).forEach(([k, v]) => {
           const row = $('.music-row[data-mood="' + k.split(".")[1] + '"]');
-          if (row) fieldError($(".music-value", row), $(".field-error", row), v);
+          if (row && k.endsWith(".volume")) fieldError($(".music-volume-pick", row), null, v);
+          else if (row) fieldError($(".music-value", row), $(".field-error", row), v);
         });
         toast("Not saved: " + problemText(err), true);
       }
@@ -862,7 +865,7 @@
       if (!like.hidden) {
         like.setAttribute("aria-pressed", String(!!p.liked));
         like.textContent = p.liked ? "♥" : "♡";
-        like.setAttribute("aria-label", (p.liked ? "Liked for " : "Like this song for ") + p.mood + " (tap to " + (p.liked ? "unlike" : "like") + ")");
+        like.setAttribute("aria-label", (p.liked ? "Liked for " : "Like this song for ") + feels(p.mood) + " (tap to " + (p.liked ? "unlike" : "like") + ")");
       }
       const when = p && Date.now() / 1000 - p.why_at < 10 ? "just now" : p ? ago(p.why_at) : "";
       const line = p && !p.paused && p.why_line ? p.why_line.replace("{ago}", when) : "";
@@ -885,7 +888,7 @@
       const liked = like.getAttribute("aria-pressed") !== "true";
       try {
         const r = await api("POST", "/api/like", { liked });
-        toast((liked ? "Liked for " : "Unliked for ") + r.mood + ": " + r.saved);
+        toast((liked ? "Liked for " : "Unliked for ") + feels(r.mood) + ": " + r.saved);
       } catch (e) { toast(e.message, true); }
     });
     slider.addEventListener("input", () => { sliding = true; $("#volume-out").textContent = slider.value + "%"; });
@@ -908,10 +911,10 @@
       b.textContent = p.track || "?";
       what.append(b, p.artist ? " · " + p.artist : "");
     }
-    const why = (WHY_WORDS[p.why] || "") + (["mood", "hold", "try", "list-end"].includes(p.why) ? p.mood : "");
+    const why = (WHY_WORDS[p.why] || "") + (["mood", "hold", "try", "list-end"].includes(p.why) ? feels(p.mood) : "");
     const ending = !p.ending ? (p.preview ? "Spotify was not connected" : "") : p.ending === "played" ? "played through" :
       p.ended_as + (p.listened != null ? " after " + span(p.listened) : "");
-    how.textContent = [p.mood + " · " + musicName(p.source), why, ending].filter(Boolean).join(" · ");
+    how.textContent = [feels(p.mood) + " · " + musicName(p.source), why, ending].filter(Boolean).join(" · ");
     li.append(when, what, how);
     return li;
   }
@@ -962,15 +965,15 @@
       $("#likes-note").textContent = note || "";
     };
     $$(".taste").forEach((box) => {
-      const mood = box.dataset.mood;
-      $(".try", box).setAttribute("aria-label", "Try it: play the " + mood + " music now");
-      $(".forget", box).setAttribute("aria-label", "Forget the songs skipped for " + mood);
+      const mood = box.dataset.mood, word = feels(mood);
+      $(".try", box).setAttribute("aria-label", "Try it: play the " + word + " music now");
+      $(".forget", box).setAttribute("aria-label", "Forget the songs skipped for " + word);
       $(".try", box).addEventListener("click", async () => {
-        try { await api("POST", "/api/music/try", { mood }); toast("Playing the " + mood + " music now: see Now"); }
+        try { await api("POST", "/api/music/try", { mood }); toast("Playing the " + word + " music now: see Now"); }
         catch (e) { toast(e.message, true); }
       });
       $(".forget", box).addEventListener("click", async () => {
-        try { const r = await api("POST", "/api/music/forget-skips", { mood }); toast(r.forgotten + " skipped songs can play again for " + mood); show(); }
+        try { const r = await api("POST", "/api/music/forget-skips", { mood }); toast(r.forgotten + " skipped songs can play again for " + word); show(); }
         catch (e) { toast(e.message, true); }
       });
     });
@@ -986,14 +989,29 @@
     form.cap_enabled.addEventListener("change", () => {
       form.cap_percent.disabled = form.cap_start.disabled = form.cap_end.disabled = !form.cap_enabled.checked;
     });
+    form.addEventListener("input", (e) => { if (e.target.getAttribute("aria-invalid")) fieldError(e.target, null, ""); });
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       const errBox = $("#volume-cap-error");
+      const fields = [form.cap_percent, form.cap_start, form.cap_end].filter((i) => !i.disabled);
+      const bad = fields.filter((i) => !i.checkValidity());
+      [form.cap_percent, form.cap_start, form.cap_end].forEach((i) => fieldError(i, null, bad.includes(i) ? fieldProblem(i) : ""));
+      errBox.hidden = true;
+      if (bad.length) { reveal(bad[0]); return; }
       try {
         const st = await api("PATCH", "/api/settings", { volume_cap: { enabled: form.cap_enabled.checked,
           percent: Number(form.cap_percent.value), start: form.cap_start.value, end: form.cap_end.value } });
-        fill(st.volume_cap); errBox.hidden = true; toast("Saved");
-      } catch (err) { errBox.hidden = false; errBox.textContent = problemText(err); }
+        fill(st.volume_cap); toast("Saved");
+      } catch (err) {  // the box's own check: each problem under its field, any other above Save
+        const rest = {}, marked = [];
+        Object.entries((err.data || {}).problems || {}).forEach(([k, v]) => {
+          const input = form.elements[k.replace("volume_cap.", "cap_")];
+          if (input && input.tagName) { fieldError(input, null, v); marked.push(input); } else rest[k] = v;
+        });
+        const left = Object.keys(rest).length ? problemText({ data: { problems: rest } }) : marked.length ? "" : err.message;
+        errBox.hidden = !left; errBox.textContent = left;
+        if (marked.length) reveal(marked[0]); else errBox.scrollIntoView({ block: "center" });
+      }
     });
     fill((await api("GET", "/api/settings")).volume_cap);
     await show();
