@@ -232,6 +232,8 @@ class AutoPlay:
             self.plays.started(playing)
         self.view.set_playing(self._shown(playing))
         self.show_volume(playing.volume, playing.volume_control, playing.speaker)
+        if self.target() != target:  # "Try it" for another mood than the room's: say now what the room's mood waits for
+            return self.step()
         return self._wait("", 60)
 
     def _reason(self, target: str, trying: bool, more: bool, now: float) -> tuple[str, float]:
