@@ -854,7 +854,7 @@
   // ---- Music: the song now, why it plays, the heart and the volume (Now); what played (History); each mood's
   // music, likes and skips, "Try it" and the night's volume (Settings) ---------------------------------------------
   const WHY_WORDS = { mood: "the room turned ", hold: "you chose ", try: "you tapped Try it for ", "list-end": "more for ",
-    skip: "after a skip · ", next: "" };
+    skip: "after a skip", next: "" };
   function nowMusic() {
     let sliding = false, cap = null;
     const like = $("#like"), slider = $("#volume");
