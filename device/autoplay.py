@@ -10,10 +10,14 @@ the room's mood still holds.
 If the household asks for it (`pause_when_empty_minutes`), Moodbox pauses its own music once the room has been empty
 that long. When someone is back it plays on from where it paused if the room's mood is the same, and otherwise
 starts the new mood's music; either way without a cooldown.
+While its music plays, Moodbox follows it on the speaker (`watch`): which track plays, how each one ended (the play
+log, device/plays.py), and when the list runs out, which starts more music for the same mood. Each list starts at
+the mood's own volume, if it has one, and never above the night's cap.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
 import threading
@@ -23,12 +27,16 @@ from dataclasses import asdict
 from typing import Any
 
 from device.events import EMOTIONS, NOBODY, MoodChange, Reading
-from device.player import Player, PlayerError, Playing
+from device.player import Player, PlayerError, Playing, VolumeRule
+from device.plays import PlayLog, why_line
 from device.roomview import RoomView
 from device.settings import Settings
+from device.taste import TasteBook
 
 log = logging.getLogger(__name__)
 RETRY_DEFAULT = 30.0
+WATCH_FIRST_S = 3.0  # the first look at the speaker after a list starts
+WATCH_MIN_S, WATCH_MAX_S = 2.0, 15.0  # then at each track's end, and at least every 15 s
 
 
 class AutoPlay:
@@ -39,11 +47,14 @@ class AutoPlay:
         settings: Callable[[], Settings],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        plays: PlayLog | None = None,
+        taste: TasteBook | None = None,
     ) -> None:
         # Cooldown, hands off, holds and retries count on `clock`, the monotonic clock: a Pi has no real-time clock
         # and jumps its wall clock when NTP syncs after boot, which would end a 30-minute hold early. The page and
         # Home Assistant get wall-clock times, converted when they are published.
         self.player, self.view, self._settings, self._clock, self._wall = player, view, settings, clock, wall
+        self.plays, self.taste = plays, taste  # what played and why; the household's likes and skips
         self.mood: str = NOBODY  # the room's settled mood
         self.mood_at: float | None = None
         self.played_mood: str | None = None
@@ -63,7 +74,12 @@ class AutoPlay:
         self._stop = False
         self._dirty = False  # set under _wake by anything that calls for a decision; never lost between waits
         self._thread: threading.Thread | None = None
-        self.plays = 0
+        self.started = 0  # lists started
+        self._trying: str | None = None  # "Try it": play this mood's music now, whatever holds auto-play back
+        self._more = False  # the list ran out while its mood holds: more of the same, at once
+        self._following = False  # Moodbox's music plays and is followed on the speaker
+        self._watch_at = 0.0
+        self._override_at = 0.0
 
     # -- inputs --------------------------------------------------------------------------------------------------
     def on_mood(self, change: MoodChange) -> None:
@@ -85,6 +101,7 @@ class AutoPlay:
         with self._wake:
             minutes = self._settings().override_minutes
             self.override = {"mood": mood, "until": self._clock() + minutes * 60} if mood else None
+            self._override_at = self._clock()
             self._asked = mood is None  # "let Moodbox decide": the room's mood plays now, no new cooldown
             self.retry_at = 0.0
             self._dirty = True
@@ -98,10 +115,42 @@ class AutoPlay:
         """
         with self._wake:
             self.played_mood, self.played_at, self.playing, self.retry_at = None, None, None, 0.0
-            self.paused_at, self.paused = None, None
+            self.paused_at, self.paused, self._more, self._following = None, None, False, False
             self.view.set_playing(None)
             self._dirty = True
             self._wake.notify()
+
+    def try_music(self, mood: str) -> None:
+        """Settings' "Try it": play this mood's music now, as asked, whatever holds auto-play back (cooldown, hands
+        off, quiet hours, auto-play paused); afterwards the room's mood comes back as usual."""
+        if mood not in EMOTIONS:
+            raise ValueError(f"unknown mood {mood!r}; choose one of {', '.join(EMOTIONS)}")
+        with self._wake:
+            self._trying, self._asked, self.retry_at = mood, True, 0.0
+            self._dirty = True
+            self._wake.notify()
+
+    def skipped_on_page(self) -> None:
+        """The page's Skip reached the speaker: the play log moves on, and a list that ran out is followed by more."""
+        if self.plays is None or self.playing is None:
+            return
+        more = not self.plays.skipped_on_page()
+        with self._wake:
+            if more:
+                self._more = True
+                self._dirty = True
+                self._wake.notify()
+            self._watch_at = self._clock() + WATCH_FIRST_S
+        self.refresh()
+
+    def now_playing(self) -> Playing | None:
+        """Moodbox's music as the speaker plays it now; None when nothing of Moodbox's plays."""
+        return self.playing if self._following else None
+
+    def refresh(self) -> None:
+        """Show the music again (a like changed its why line)."""
+        if self.playing is not None and self._following:
+            self.view.set_playing(self._shown(self.playing))
 
     def poke(self) -> None:
         """Re-evaluate now (a setting changed, or the user asked)."""
@@ -113,6 +162,8 @@ class AutoPlay:
     # -- the decision ------------------------------------------------------------------------------------------
     def target(self) -> str | None:
         now = self._clock()
+        if self._trying:
+            return self._trying
         if self.override and self.override["until"] > now:
             return self.override["mood"]
         self.override = None
@@ -127,13 +178,15 @@ class AutoPlay:
             if due is not None:
                 return self._pause_when_empty(due, now)
             return self._wait("nobody here" if self.mood == NOBODY else "", 60)
-        if s.privacy_mode and self.override is None:  # the last mood seen is no reading of the room now
+        trying = self._trying == target
+        more = self._more and target == self.played_mood
+        if s.privacy_mode and self.override is None and not trying:  # the last mood seen is no reading of the room now
             return self._wait("privacy mode: the camera is off", 60)
-        if target == self.played_mood and self.playing is not None:
+        if target == self.played_mood and self.playing is not None and not (more or trying):
             return self._wait("", 60)
-        if not s.autoplay:
+        if not s.autoplay and not trying:
             return self._wait("auto-play is paused", 60)
-        if s.quiet_hours.active():
+        if s.quiet_hours.active() and not trying:
             return self._wait(f"quiet hours until {s.quiet_hours.end}", 60)
         if now < self.retry_at:
             return self._wait(self.waiting, self.retry_at - now, self.retry_at)
@@ -144,7 +197,9 @@ class AutoPlay:
             resumed = self._resume(now)
             if resumed is not None:
                 return resumed
-        if not (overridden or back) and self.played_at is not None and now - self.played_at < s.cooldown_minutes * 60:
+        cooling = self.played_at is not None and now - self.played_at < s.cooldown_minutes * 60
+        if cooling and not (overridden or back or more):
+            assert self.played_at is not None
             left = self.played_at + s.cooldown_minutes * 60 - now
             return self._wait(f"cooldown: next change in {left / 60:.0f} min", left, now + left)
         if not overridden and now < self.hands_off_until:
@@ -154,20 +209,92 @@ class AutoPlay:
             return self._wait(f"no music chosen for {target}", 60)
         try:
             # Once per Moodbox start: after the hands-off time, their music no longer holds Moodbox back.
-            if not overridden and self._hands_off_for != self.played_at and self.player.someone_else_is_playing():
+            if (
+                not (overridden or more)
+                and self._hands_off_for != self.played_at
+                and self.player.someone_else_is_playing()
+            ):
                 self._hands_off_for = self.played_at
                 self.hands_off_until = now + s.hands_off_minutes * 60
                 log.info("someone changed the music: leaving the speaker alone for %.0f min", s.hands_off_minutes)
                 return self._wait(
                     "hands off: someone chose the music", self.hands_off_until - now, self.hands_off_until
                 )
-            playing = self.player.play(target, source)
+            taste = self.taste.for_mood(target) if self.taste else None
+            playing = self.player.play(target, source, taste, self._volume_rule(s, target))
         except PlayerError as exc:
             return self._failed(f"play {target}", exc, now)
-        self.playing, self.played_mood, self.played_at, self.plays = playing, target, now, self.plays + 1
+        playing.why, playing.why_at = self._reason(target, trying, more, now)
+        self.playing, self.played_mood, self.played_at, self.started = playing, target, now, self.started + 1
         self.retry_at, self._asked, self.paused_at, self.paused = 0.0, False, None, None
-        self.view.set_playing(_shown(playing))
+        self._trying, self._more, self._following, self._watch_at = None, False, True, now + WATCH_FIRST_S
+        if self.plays is not None:
+            self.plays.started(playing)
+        self.view.set_playing(self._shown(playing))
+        self.show_volume(playing.volume, playing.volume_control, playing.speaker)
+        if self.target() != target:  # "Try it" for another mood than the room's: say now what the room's mood waits for
+            return self.step()
         return self._wait("", 60)
+
+    def _reason(self, target: str, trying: bool, more: bool, now: float) -> tuple[str, float]:
+        """What started this list, and when that happened (wall clock): the why line's first words."""
+        offset = self._wall() - now
+        if trying:
+            return "try", now + offset
+        if self.override is not None and self.override["mood"] == target:
+            return "hold", self._override_at + offset
+        if more:
+            return "list-end", now + offset
+        return "mood", (self.mood_at if self.mood_at is not None else now) + offset
+
+    def _volume_rule(self, s: Settings, mood: str) -> VolumeRule:
+        """The mood's own volume, if it has one, and the night's cap, by the wall clock's local time."""
+        music = s.music.get(mood)  # type: ignore[call-overload]
+        local = dt.datetime.fromtimestamp(self._wall())
+        return VolumeRule(
+            set_to=music.volume if music else None,
+            at_most=s.volume_cap.percent if s.volume_cap.active(local) else None,
+        )
+
+    def show_volume(self, percent: int | None, control: bool | None, speaker: str) -> None:
+        self.view.set("volume", {"percent": percent, "control": control, "speaker": speaker})
+
+    def _shown(self, playing: Playing) -> dict[str, Any]:
+        liked = bool(self.taste and playing.uri and self.taste.is_liked(playing.mood, playing.uri))
+        suggest = self.taste.suggestion(playing.mood, playing.source) if self.taste else None
+        return {**_shown(playing), "liked": liked, "why_line": why_line(playing, liked), "suggest": suggest}
+
+    # -- following the music on the speaker --------------------------------------------------------------------
+    def watch(self) -> float:
+        """Look at the speaker when it is time: which of Moodbox's tracks plays (the page shows it), how the last
+        one ended (the play log), whether the list ran out (more music) or someone put on theirs. Returns the
+        seconds until the next look."""
+        if self.plays is None or self.playing is None or self.playing.preview or not self._following:
+            return 60.0
+        now = self._clock()
+        if now < self._watch_at:
+            return self._watch_at - now
+        try:
+            playback = self.player.playback()
+        except PlayerError as exc:  # looked at again later; playing music is not held up by a failed look
+            self._watch_at = now + max(WATCH_MAX_S, exc.retry_after or 0.0)
+            log.info("could not look at the speaker: %s", exc)
+            return self._watch_at - now
+        event = self.plays.observe(playback)
+        if playback is not None:
+            device = playback["device"]
+            self.show_volume(device["volume"], device["volume_control"], device["name"])
+        if event == "track":
+            self.view.set_playing(self._shown(self.playing))
+        elif event == "list-ended":
+            with self._wake:
+                self._more, self._dirty = True, True
+        elif event in ("taken-over", "stopped"):
+            self._following = False
+            self.view.set_playing(None)
+        left = playback["duration"] - playback["progress"] if playback and playback["playing"] else WATCH_MAX_S
+        self._watch_at = now + min(WATCH_MAX_S, max(WATCH_MIN_S, left + 1.0))
+        return self._watch_at - now
 
     def _resume(self, now: float) -> float | None:
         """Someone is back and the room's mood is the one whose music Moodbox paused: play on from where it
@@ -184,7 +311,10 @@ class AutoPlay:
         log.info("someone is back: played on from where the %s music paused", playing.mood)
         self.playing, self.played_mood = playing, playing.mood
         self.retry_at, self._asked, self.paused_at = 0.0, False, None
-        self.view.set_playing(_shown(playing))
+        self._following, self._watch_at = True, now + WATCH_FIRST_S
+        if self.plays is not None:
+            self.plays.resumed()
+        self.view.set_playing(self._shown(playing))
         return self._wait("", 60)
 
     def _failed(self, what: str, exc: PlayerError, now: float) -> float:
@@ -213,7 +343,9 @@ class AutoPlay:
         if paused:
             log.info("nobody here for %.0f min: paused the music", (now - (self.mood_at or now)) / 60)
             self.paused_at, self.paused = now, self.playing
-            self.view.set_playing({**_shown(self.playing), "paused": True} if self.playing else None)
+            if self.plays is not None:
+                self.plays.paused()
+            self.view.set_playing({**self._shown(self.playing), "paused": True} if self.playing else None)
         else:  # paused already, or someone else's music: nothing of Moodbox's to show as playing
             log.info("nobody here, and the speaker plays nothing of Moodbox's: nothing to pause")
             self.view.set_playing(None)
@@ -287,7 +419,7 @@ class AutoPlay:
                     return
                 self._dirty = False
             try:
-                delay = self.step()
+                delay = min(self.step(), self.watch())
             except Exception:
                 log.exception("auto-play step failed")
                 delay = RETRY_DEFAULT
@@ -306,5 +438,6 @@ class AutoPlay:
 
 
 def _shown(playing: Playing) -> dict[str, Any]:
-    """What the page and Home Assistant get of the music Moodbox started."""
-    return {**asdict(playing), "source": {**asdict(playing.source), "description": playing.source.describe()}}
+    """What the page and Home Assistant get of the music Moodbox started (its track list stays here)."""
+    shown = {k: v for k, v in asdict(playing).items() if k != "queue"}
+    return {**shown, "source": {**asdict(playing.source), "description": playing.source.describe()}}

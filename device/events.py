@@ -8,6 +8,13 @@ import numpy as np
 
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 NOBODY = "nobody"
+# The word for each mood wherever a person reads one: "the room feels surprised", "Because you chose afraid". The
+# page, the why line and Home Assistant's attributes use it; the API and the store keep the model's names.
+MOOD_WORDS = {m: {"surprise": "surprised", "fear": "afraid", "disgust": "disgusted"}.get(m, m) for m in EMOTIONS}
+
+
+def mood_word(mood: str) -> str:
+    return MOOD_WORDS.get(mood, mood)
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,13 @@ from device.player import (
     SpotifyOrPreview,
     SpotifyPlayer,
 )
+from device.plays import ENDINGS, PlayLog
 from device.roomview import RoomView
 from device.settings import Settings, SettingsBook
 from device.storage import StorageError, prepare_folder
 from device.store import Store
 from device.systemd import Watchdog
+from device.taste import TasteBook
 from device.videos import VideoSuggestions
 
 log = logging.getLogger("moodbox")
@@ -84,7 +86,9 @@ class Moodbox:
         self.player: Player = {"spotify": self.spotify, "preview": self.preview}.get(
             config.player.kind, SpotifyOrPreview(self.spotify, self.preview)
         )
-        self.autoplay = AutoPlay(self.player, self.view, lambda: self.settings)
+        self.taste = TasteBook(self.store, self.spotify)
+        self.play_log = PlayLog(self.store, self.taste)
+        self.autoplay = AutoPlay(self.player, self.view, lambda: self.settings, plays=self.play_log, taste=self.taste)
         self.videos = VideoSuggestions(
             config.youtube.api_key.get_secret_value(), config.youtube.region, self.store, config.youtube.daily_searches
         )
@@ -256,6 +260,8 @@ class Moodbox:
                 self.autoplay.restart()
         if new.history_days != old.history_days:
             self.store.prune_history(new.history_days)
+        if new.music != old.music:
+            self.autoplay.refresh()  # the why line names the music
         self.autoplay.poke()
         return new
 
@@ -283,6 +289,47 @@ class Moodbox:
         if self.player.name != "spotify":
             raise PlayerError("preview", "nothing to skip: Spotify is not connected")
         self.spotify.skip()
+        self.autoplay.skipped_on_page()
+
+    def like(self, liked: bool) -> dict[str, Any]:
+        """The heart: like (or unlike) the track playing now for the mood it plays for."""
+        playing = self.autoplay.now_playing()
+        if self.player.name != "spotify" or playing is None or playing.preview or not playing.uri:
+            raise PlayerError("nothing-to-like", "nothing to like yet: likes work while Spotify plays Moodbox's music")
+        track = {"uri": playing.uri, "track": playing.track, "artist": playing.artist}
+        saved = self.taste.like(playing.mood, track, liked)
+        self.autoplay.refresh()
+        return {"liked": liked, "mood": playing.mood, "track": playing.track, "saved": saved}
+
+    def set_volume(self, percent: int) -> dict[str, Any]:
+        if self.player.name != "spotify":
+            raise PlayerError("preview", "the volume works once Spotify is connected")
+        try:
+            self.spotify.set_volume(percent)
+        except PlayerError as exc:
+            if exc.state == "no-volume-control":
+                self.autoplay.show_volume(None, False, self.spotify.speaker)
+            raise
+        self.autoplay.show_volume(percent, True, self.spotify.speaker)
+        return {"percent": percent}
+
+    def try_music(self, mood: str) -> None:
+        self.autoplay.try_music(mood)
+
+    def forget_skips(self, mood: str) -> int:
+        n = self.taste.forget_skips(mood)
+        self.autoplay.refresh()
+        return n
+
+    def music(self) -> dict[str, Any]:
+        """Per mood: its music, likes and skipped tracks (Settings)."""
+        return self.taste.summary(self.settings.music_for)
+
+    def plays(self, limit: int, before: int | None = None) -> dict[str, Any]:
+        plays = self.store.plays(limit, before)
+        for play in plays:
+            play["ended_as"] = ENDINGS.get(play["ending"] or "")
+        return {"plays": plays, "more": len(plays) == limit}
 
     def not_my_mood(self, mood: str | None) -> None:
         self.autoplay.set_override(mood)
@@ -332,7 +379,9 @@ class Moodbox:
 
     def delete_history(self, corrections: bool = False) -> int:
         n = self.store.delete_history()  # with the learner's everyday readings
-        log.info("history deleted (%d mood changes)", n)
+        self.play_log.forget()
+        self.autoplay.refresh()  # "you liked this" goes with the likes
+        log.info("history deleted (%d mood changes and plays, likes and skips)", n)
         if corrections:
             self.forget_corrections()
         else:

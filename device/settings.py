@@ -36,6 +36,7 @@ class Music(_Strict):
     kind: Literal["search", "playlist", "top_tracks", "saved_tracks"]
     value: Annotated[str, Field(max_length=200)] = ""
     label: Annotated[str, Field(max_length=200)] = ""
+    volume: Annotated[int, BeforeValidator(_whole_number), Field(ge=0, le=100)] | None = None  # None: as it is
 
     @field_validator("value")
     @classmethod
@@ -71,6 +72,15 @@ class QuietHours(_Strict):
             return False
         t = (now or dt.datetime.now()).strftime("%H:%M")
         return self.start <= t < self.end if self.start <= self.end else t >= self.start or t < self.end
+
+
+class VolumeCap(QuietHours):
+    """At most `percent` from `start` to `end` (across midnight too), applied when Moodbox starts music."""
+
+    enabled: bool = True
+    percent: Annotated[int, BeforeValidator(_whole_number), Field(ge=0, le=100)] = 40
+    start: str = "21:00"
+    end: str = "07:00"
 
 
 class Area(_Strict):
@@ -109,6 +119,7 @@ class Settings(_Strict):
     pause_when_empty_minutes: Annotated[float, Field(ge=0, le=720)] = 0.0
     override_minutes: Annotated[float, Field(ge=1, le=720)] = 30.0
     quiet_hours: QuietHours = QuietHours()
+    volume_cap: VolumeCap = VolumeCap()
     camera_source: Literal["auto", "picamera2", "v4l2", "replay", "demo"] = "auto"
     privacy_mode: bool = False
     history_days: Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=365)] = 30
@@ -201,8 +212,8 @@ class SettingsBook:
         for k, v in changes.items():
             if k == "music" and isinstance(v, dict) and isinstance(merged.get("music"), dict):
                 merged["music"] = {**merged["music"], **v}
-            elif k == "quiet_hours" and isinstance(v, dict):
-                merged["quiet_hours"] = {**merged["quiet_hours"], **v}
+            elif k in ("quiet_hours", "volume_cap") and isinstance(v, dict):
+                merged[k] = {**merged[k], **v}
             else:
                 merged[k] = v
         try:

@@ -34,7 +34,39 @@ CREATE TABLE IF NOT EXISTS corrections (id INTEGER PRIMARY KEY AUTOINCREMENT, at
                                         shown TEXT NOT NULL, mood TEXT NOT NULL, readings TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS room_readings (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, model TEXT NOT NULL,
                                           shown TEXT NOT NULL, probabilities TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS plays (id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL, mood TEXT NOT NULL,
+                                  uri TEXT NOT NULL, track TEXT NOT NULL, artist TEXT NOT NULL, cover TEXT NOT NULL,
+                                  source TEXT NOT NULL, source_key TEXT NOT NULL, why TEXT NOT NULL,
+                                  preview INTEGER NOT NULL, ended REAL, ending TEXT, listened REAL);
+CREATE INDEX IF NOT EXISTS plays_started ON plays (started);
+CREATE TABLE IF NOT EXISTS taste (mood TEXT NOT NULL, uri TEXT NOT NULL, track TEXT NOT NULL, artist TEXT NOT NULL,
+                                  liked REAL, skipped REAL, PRIMARY KEY (mood, uri));
+CREATE TABLE IF NOT EXISTS mood_music (mood TEXT PRIMARY KEY, playlist TEXT, skips_forgotten REAL);
 """
+PLAY_COLUMNS = (
+    "id", "started", "mood", "uri", "track", "artist", "cover", "source", "source_key", "why", "preview", "ended",
+    "ending", "listened",
+)  # fmt: skip
+ADD_PLAY = (
+    "INSERT INTO plays (started, mood, uri, track, artist, cover, source, source_key, why, preview) "
+    "VALUES (:started, :mood, :uri, :track, :artist, :cover, :source, :source_key, :why, :preview) RETURNING id"
+)
+SELECT_PLAYS = (
+    "SELECT id, started, mood, uri, track, artist, cover, source, source_key, why, preview, ended, ending, listened "
+    "FROM plays WHERE id < ? ORDER BY id DESC LIMIT ?"
+)
+_INSERT_TASTE = "INSERT INTO taste (mood, uri, track, artist, liked, skipped) VALUES (:mood, :uri, :track, :artist, "
+SET_TASTE = {  # one column set, the other kept
+    "liked": _INSERT_TASTE + ":at, NULL) ON CONFLICT(mood, uri) DO UPDATE SET liked = excluded.liked",
+    "skipped": _INSERT_TASTE + "NULL, :at) ON CONFLICT(mood, uri) DO UPDATE SET skipped = excluded.skipped",
+}
+SET_MOOD_MUSIC = {
+    "playlist": "INSERT INTO mood_music (mood, playlist) VALUES (?, ?) "
+    "ON CONFLICT(mood) DO UPDATE SET playlist = excluded.playlist",
+    "skips_forgotten": "INSERT INTO mood_music (mood, skips_forgotten) VALUES (?, ?) "
+    "ON CONFLICT(mood) DO UPDATE SET skips_forgotten = excluded.skips_forgotten",
+}
+SKIPS_EXPIRE_DAYS = 30  # a skip mark older than this is forgotten (device/taste.py's rule), whatever history_days
 
 
 __all__ = ["StorageError", "Store", "StoreError"]
@@ -92,7 +124,7 @@ class Store:
         log.error(self.notice)
         return self._open()
 
-    def _run(self, sql: str, args: tuple = ()) -> list[tuple]:
+    def _run(self, sql: str, args: tuple | dict[str, Any] = ()) -> list[tuple]:
         with self._lock:
             try:
                 rows = self._db.execute(sql, args).fetchall()
@@ -166,18 +198,28 @@ class Store:
         return {"at": rows[0][0], "mood": rows[0][1], "confidence": rows[0][2]} if rows else None
 
     def delete_history(self) -> int:
-        n = self._run("SELECT count(*) FROM history")[0][0]
-        self._run("DELETE FROM history")
-        self._run("DELETE FROM room_readings")  # the learner's everyday readings are history too
+        """Mood changes, plays, likes and skips, all of them; returns how many mood changes and plays there were."""
+        with self._lock:
+            n = self._run("SELECT (SELECT count(*) FROM history) + (SELECT count(*) FROM plays)")[0][0]
+            for sql in ("DELETE FROM history", "DELETE FROM plays", "DELETE FROM taste"):
+                self._run(sql)
+            self._run("DELETE FROM room_readings")  # the learner's everyday readings are history too
+            self._run("UPDATE mood_music SET skips_forgotten = NULL")
         self._run("PRAGMA wal_checkpoint(TRUNCATE)")
         self._run("VACUUM")  # deleted rows must not linger in free pages
         return n
 
-    def prune_history(self, keep_days: float) -> int:
-        cutoff = time.time() - keep_days * 86400
+    def prune_history(self, keep_days: float, now: float | None = None) -> int:
+        """Mood changes and plays older than keep_days, and skip marks older than that or 30 days; likes stay."""
+        now = time.time() if now is None else now
+        cutoff = now - keep_days * 86400
         n = self._run("SELECT count(*) FROM history WHERE at < ?", (cutoff,))[0][0]
         if n:
             self._run("DELETE FROM history WHERE at < ?", (cutoff,))
+        self._run("DELETE FROM plays WHERE started < ?", (cutoff,))
+        skips_cutoff = max(cutoff, now - SKIPS_EXPIRE_DAYS * 86400)
+        self._run("UPDATE taste SET skipped = NULL WHERE skipped < ?", (skips_cutoff,))
+        self._run("DELETE FROM taste WHERE liked IS NULL AND skipped IS NULL")
         self._run("DELETE FROM room_readings WHERE at < ?", (cutoff,))
         return n
 
@@ -235,6 +277,69 @@ class Store:
 
     def delete_room_readings(self) -> int:
         return len(self._run("DELETE FROM room_readings RETURNING id"))
+
+    # -- plays: what Moodbox started, why, and how it ended (track names and times only) ---------------------
+    def add_play(self, play: dict[str, Any]) -> int:
+        return self._run(ADD_PLAY, play)[0][0]
+
+    def end_play(self, play_id: int, ended: float, ending: str, listened: float | None) -> None:
+        self._run(
+            "UPDATE plays SET ended = ?, ending = ?, listened = ? WHERE id = ? AND ended IS NULL",
+            (ended, ending, listened, play_id),
+        )
+
+    def plays(self, limit: int = 20, before: int | None = None) -> list[dict[str, Any]]:
+        """Newest first; `before` is the id of the last play of the previous page."""
+        rows = self._run(SELECT_PLAYS, (before if before is not None else 2**62, limit))
+        return [dict(zip(PLAY_COLUMNS, row)) for row in rows]
+
+    def heard(self, n: int) -> list[str]:
+        """The last n tracks started on the speaker, any mood, oldest first."""
+        rows = self._run("SELECT uri FROM plays WHERE preview = 0 AND uri != '' ORDER BY id DESC LIMIT ?", (n,))
+        return [r[0] for r in reversed(rows)]
+
+    def early_skips(self, mood: str, source_key: str, since: float, within: float) -> int:
+        """Plays of one mood's music skipped (on the page or elsewhere) within `within` seconds, since `since`."""
+        return self._run(
+            "SELECT count(*) FROM plays WHERE mood = ? AND source_key = ? AND started >= ? AND listened < ? "
+            "AND ending IN ('skipped-page', 'skipped-app')",
+            (mood, source_key, since, within),
+        )[0][0]
+
+    # -- taste: likes and skips per mood ---------------------------------------------------------------------
+    def set_taste(self, mood: str, track: dict[str, Any], column: str, at: float | None) -> None:
+        """Mark (or unmark, at=None) a track liked or skipped for a mood."""
+        assert column in ("liked", "skipped")
+        with self._lock:
+            names = {"track": track.get("track", ""), "artist": track.get("artist", "")}
+            self._run(SET_TASTE[column], {"mood": mood, "uri": track["uri"], **names, "at": at})
+            self._run("DELETE FROM taste WHERE liked IS NULL AND skipped IS NULL")
+
+    def taste(self, mood: str | None = None) -> list[dict[str, Any]]:
+        cols = ("mood", "uri", "track", "artist", "liked", "skipped")
+        rows = self._run(
+            "SELECT mood, uri, track, artist, liked, skipped FROM taste WHERE mood = ? OR ? IS NULL", (mood, mood)
+        )
+        return [dict(zip(cols, r)) for r in rows]
+
+    def forget_skips(self, mood: str, at: float) -> int:
+        with self._lock:
+            n = self._run("SELECT count(*) FROM taste WHERE mood = ? AND skipped IS NOT NULL", (mood,))[0][0]
+            self._run("UPDATE taste SET skipped = NULL WHERE mood = ?", (mood,))
+            self._run("DELETE FROM taste WHERE liked IS NULL AND skipped IS NULL")
+            self._mood_music(mood, "skips_forgotten", at)
+        return n
+
+    def mood_music(self, mood: str) -> dict[str, Any]:
+        """A mood's Spotify playlist of likes (its id) and when its skips were last forgotten."""
+        rows = self._run("SELECT playlist, skips_forgotten FROM mood_music WHERE mood = ?", (mood,))
+        return {"playlist": rows[0][0], "skips_forgotten": rows[0][1]} if rows else {}
+
+    def set_mood_playlist(self, mood: str, playlist_id: str | None) -> None:
+        self._mood_music(mood, "playlist", playlist_id)
+
+    def _mood_music(self, mood: str, column: str, value: Any) -> None:
+        self._run(SET_MOOD_MUSIC[column], (mood, value))
 
     # -- caches and daily budgets --------------------------------------------------------------------------
     def cache_get(self, kind: str, key: str, allow_stale: bool = False) -> tuple[Any, bool] | None:

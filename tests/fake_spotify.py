@@ -1,10 +1,15 @@
 """A loopback stand-in for Spotify's accounts service and the part of the Web API that Moodbox uses.
 
 It speaks HTTP with the real paths, response shapes and error bodies (including 2026 Development Mode rules:
-search limit <= 10, /playlists/{id}/items with `item`, items only for the user's own playlists), checks PKCE
-for real (S256 of the verifier), expires and revokes tokens, and can be told to fail the next calls in the ways
-Spotify does: 401, 403 PREMIUM_REQUIRED, 404 NO_ACTIVE_DEVICE, 429 with Retry-After or QUOTA_EXCEEDED, 5xx,
-slow answers. Every request is recorded with its arrival time.
+search limit <= 10, /playlists/{id}/items with `item`, items only for the user's own playlists, POST /me/playlists
+to make one), checks PKCE for real (S256 of the verifier), grants the scopes asked for, expires and revokes tokens,
+and can be told to fail the next calls in the ways Spotify does: 401, 403 PREMIUM_REQUIRED, 404 NO_ACTIVE_DEVICE,
+429 with Retry-After or QUOTA_EXCEEDED, 5xx, slow answers. Every request is recorded with its arrival time.
+
+The speaker's playback moves on its own clock (`clock`, the real time unless a test gives it a fake one): a track
+plays for its duration and the next one starts, and the list stops after its last track. The household can skip
+or pause in "the Spotify app" (`skip_in_app`, `pause_in_app`) and put on its own music (`user_plays`). Volume
+follows each device's `supports_volume`; a device in `refuse_volume` answers 403 VOLUME_CONTROL_DISALLOW anyway.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -64,8 +70,9 @@ def track(i: int, tag: str) -> dict:
 
 
 class FakeSpotify:
-    def __init__(self, premium: bool = True) -> None:
+    def __init__(self, premium: bool = True, clock: Callable[[], float] = time.time) -> None:
         self.premium = premium
+        self.clock = clock
         self.client_id = "5eb1ab5eb1ab5eb1ab5eb1ab5eb1ab00"  # a Client ID's form: 32 hex digits
         self.devices = [
             {
@@ -113,12 +120,16 @@ class FakeSpotify:
         }
         self.saved = [track(i, "saved") for i in range(15)]
         self.top = [track(i, "top") for i in range(30)]
+        self.catalogue: dict[str, dict] = {}  # every track handed out, by URI: what the player reports
         self.playback: dict[str, Any] | None = None
+        self.refuse_volume: set[str] = set()  # device ids that claim volume control and refuse it
+        self.granted_scope: str | None = None  # set: tokens get these scopes, whatever was asked (an old connection)
+        self.token_scopes: dict[str, str] = {}
         self.requests: list[Request] = []
         self._failures: dict[tuple[str, str], deque[Failure]] = {}
         self._codes: dict[str, dict] = {}
         self.access_tokens: dict[str, float] = {}
-        self.refresh_tokens: set[str] = set()
+        self.refresh_tokens: dict[str, str] = {}  # refresh token -> the scopes it grants
         self.omit_refresh_token = False
         self.token_lifetime = 3600
         self.lock = threading.Lock()
@@ -168,30 +179,112 @@ class FakeSpotify:
         """Someone in the household starts something else from their own phone."""
         with self.lock:
             device = self.playback["device"] if self.playback else self.devices[0]
-            self.playback = {
-                "device": device,
-                "uris": [uri],
-                "is_playing": True,
-                "item": track(999, "phone") | {"uri": uri},
+            self.catalogue[uri] = track(999, "phone") | {"uri": uri}
+            self.playback = self._start(device, [uri])
+
+    def skip_in_app(self) -> None:
+        """Someone presses "next" in the Spotify app or on the speaker."""
+        with self.lock:
+            self._next()
+
+    def pause_in_app(self) -> None:
+        with self.lock:
+            self._settle()
+            pb = self.playback
+            if pb and pb["is_playing"]:
+                pb["position_ms"], pb["anchor"], pb["is_playing"] = self._progress(pb), self.clock(), False
+
+    def now_playing(self) -> dict[str, Any] | None:
+        """What the household hears now, by the fake's clock: the track, how far in (s), its length, playing."""
+        with self.lock:
+            self._settle()
+            pb = self.playback
+            if not pb or not pb.get("item"):
+                return None
+            item = pb["item"]
+            return {
+                "uri": item["uri"],
+                "progress": self._progress(pb) / 1000,
+                "duration": (item.get("duration_ms") or 180000) / 1000,
+                "playing": pb["is_playing"],
             }
+
+    # -- the playback's own time ------------------------------------------------------------------------------
+    def _track(self, uri: str) -> dict:
+        known = self.catalogue.get(uri)
+        if known is None:
+            for t in [*self.saved, *self.top, *(x for p in self.playlists.values() for x in p["tracks"])]:
+                self.catalogue.setdefault(t["uri"], t)
+            known = self.catalogue.get(uri) or {"uri": uri, "name": "?", "type": "track", "duration_ms": 180000}
+        return dict(known)
+
+    def _start(self, device: dict, uris: list[str]) -> dict:
+        return {
+            "device": dict(device),
+            "uris": uris,
+            "index": 0,
+            "is_playing": True,
+            "item": self._track(uris[0]) if uris else None,
+            "position_ms": 0,
+            "anchor": self.clock(),
+        }
+
+    def _progress(self, pb: dict) -> int:
+        elapsed = (self.clock() - pb.get("anchor", self.clock())) * 1000 if pb["is_playing"] else 0
+        return int(pb.get("position_ms", 0) + max(0, elapsed))
+
+    def _index(self, pb: dict) -> int:
+        uri = (pb.get("item") or {}).get("uri")
+        index = pb.get("index", 0)
+        if 0 <= index < len(pb["uris"]) and pb["uris"][index] == uri:
+            return index
+        return pb["uris"].index(uri) if uri in pb["uris"] else -1  # a test moved the item by hand
+
+    def _settle(self) -> None:
+        """Play on to now: a track that has run its length is followed by the next; after the last, it stops."""
+        pb = self.playback
+        while pb and pb["is_playing"] and pb.get("item"):
+            duration = pb["item"].get("duration_ms") or 180000
+            if self._progress(pb) < duration:
+                return
+            ended = pb.get("anchor", self.clock()) + (duration - pb.get("position_ms", 0)) / 1000
+            index = self._index(pb)
+            if 0 <= index < len(pb["uris"]) - 1:
+                pb["index"], pb["item"] = index + 1, self._track(pb["uris"][index + 1])
+                pb["position_ms"], pb["anchor"] = 0, ended
+            else:  # Spotify stops after the list, back at the start of its last track
+                pb["is_playing"], pb["position_ms"], pb["anchor"] = False, 0, ended
+
+    def _next(self) -> None:
+        self._settle()
+        pb = self.playback
+        if not pb:
+            return
+        index = self._index(pb)
+        if 0 <= index < len(pb["uris"]) - 1:
+            pb["index"], pb["item"] = index + 1, self._track(pb["uris"][index + 1])
+            pb["position_ms"], pb["anchor"], pb["is_playing"] = 0, self.clock(), True
+        else:
+            pb["position_ms"], pb["anchor"], pb["is_playing"] = 0, self.clock(), False
 
     def calls(self, method: str, path: str) -> list[Request]:
         return [r for r in self.requests if r.method == method and r.path == path]
 
     # -- protocol ---------------------------------------------------------------------------------------------
-    def _issue(self, refresh: str | None = None) -> dict:
+    def _issue(self, scope: str, refresh: str | None = None) -> dict:
         access = "at-" + secrets.token_urlsafe(12)
         self.access_tokens[access] = time.time() + self.token_lifetime
+        scope = self.granted_scope if self.granted_scope is not None else scope
+        self.token_scopes[access] = scope
         body = {
             "access_token": access,
             "token_type": "Bearer",
             "expires_in": self.token_lifetime,
-            "scope": "user-read-playback-state user-modify-playback-state playlist-read-private "
-            "playlist-read-collaborative user-library-read user-top-read",
+            "scope": scope,
         }
         if refresh is None or not self.omit_refresh_token:
             new_refresh = refresh or "rt-" + secrets.token_urlsafe(12)
-            self.refresh_tokens.add(new_refresh)
+            self.refresh_tokens[new_refresh] = scope
             body["refresh_token"] = new_refresh
         return body
 
@@ -200,6 +293,7 @@ class FakeSpotify:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # a kept-alive connection must not wait 40 ms for a delayed ACK
 
             def log_message(self, *args):
                 pass
@@ -266,11 +360,12 @@ class FakeSpotify:
                     return self._api_error(401, "Invalid access token")
                 if expires < time.time():
                     return self._api_error(401, "The access token expired")
-                return self._api(method, url.path[3:], query, body)
+                return self._api(method, url.path[3:], query, body, fake.token_scopes.get(token, ""))
 
             do_GET = lambda self: self._handle("GET")  # noqa: E731
             do_POST = lambda self: self._handle("POST")  # noqa: E731
             do_PUT = lambda self: self._handle("PUT")  # noqa: E731
+            do_DELETE = lambda self: self._handle("DELETE")  # noqa: E731
 
             # accounts.spotify.com
             def _authorize(self, q: dict) -> None:
@@ -281,7 +376,11 @@ class FakeSpotify:
                     return self._send(400, {"error": "invalid_client", "error_description": "Invalid client"})
                 code = "code-" + secrets.token_urlsafe(10)
                 with fake.lock:
-                    fake._codes[code] = {"challenge": q["code_challenge"][0], "redirect_uri": q["redirect_uri"][0]}
+                    fake._codes[code] = {
+                        "challenge": q["code_challenge"][0],
+                        "redirect_uri": q["redirect_uri"][0],
+                        "scope": q.get("scope", [""])[0],  # Spotify grants what the app asked for
+                    }
                 target = (
                     q["redirect_uri"][0]
                     + "?"
@@ -315,20 +414,22 @@ class FakeSpotify:
                             return self._send(
                                 400, {"error": "invalid_grant", "error_description": "code_verifier was incorrect"}
                             )
-                        return self._send(200, fake._issue())
+                        return self._send(200, fake._issue(info["scope"]))
                     if grant == "refresh_token":
                         rt = form.get("refresh_token")
                         if rt not in fake.refresh_tokens:
                             return self._send(
                                 400, {"error": "invalid_grant", "error_description": "Refresh token revoked"}
                             )
-                        return self._send(200, fake._issue(refresh=rt))
+                        return self._send(200, fake._issue(fake.refresh_tokens[rt], refresh=rt))
                 return self._send(400, {"error": "unsupported_grant_type"})
 
             # api.spotify.com/v1
-            def _api(self, method: str, path: str, q: dict, body: Any) -> None:
+            def _api(self, method: str, path: str, q: dict, body: Any, scope: str) -> None:
                 one = {k: v[0] for k, v in q.items()}
-                if method == "GET" and path == "/me":
+                with fake.lock:
+                    fake._settle()  # the speaker played on since the last request
+                if method == "GET" and path in ("/me", "/me/"):  # spotipy asks for "me/"
                     return self._send(
                         200,
                         {
@@ -345,13 +446,14 @@ class FakeSpotify:
                         pb = fake.playback
                         if not pb:
                             return self._send(204)
+                        device = next((d for d in fake.devices if d["id"] == pb["device"]["id"]), pb["device"])
                         return self._send(
                             200,
                             {
-                                "device": pb["device"],
+                                "device": dict(device),
                                 "is_playing": pb["is_playing"],
                                 "item": pb["item"],
-                                "progress_ms": 1000,
+                                "progress_ms": fake._progress(pb) if pb.get("item") else 0,
                                 "timestamp": int(time.time() * 1000),
                                 "context": None,
                                 "currently_playing_type": "track",
@@ -370,8 +472,9 @@ class FakeSpotify:
                         for d in fake.devices:
                             d["is_active"] = d is dev
                         if fake.playback:
-                            fake.playback["device"] = dict(dev)
-                            fake.playback["is_playing"] = bool((body or {}).get("play"))
+                            pb = fake.playback
+                            pb["position_ms"], pb["anchor"] = fake._progress(pb), fake.clock()
+                            pb["device"], pb["is_playing"] = dict(dev), bool((body or {}).get("play"))
                     return self._send(204)
                 if method == "PUT" and path == "/me/player/play":
                     with fake.lock:
@@ -399,15 +502,11 @@ class FakeSpotify:
                             for d in fake.devices:
                                 d["is_active"] = d is dev
                             fake.playback["device"], fake.playback["is_playing"] = dict(dev), True
+                            fake.playback["anchor"] = fake.clock()
                             return self._send(204)
                         for d in fake.devices:
                             d["is_active"] = d is dev
-                        fake.playback = {
-                            "device": dict(dev),
-                            "uris": uris,
-                            "is_playing": True,
-                            "item": {"uri": uris[0], "name": "?", "type": "track"} if uris else None,
-                        }
+                        fake.playback = fake._start(dev, uris)
                     return self._send(204)
                 if method == "POST" and path == "/me/player/next":
                     with fake.lock:
@@ -415,10 +514,7 @@ class FakeSpotify:
                             return self._api_error(
                                 404, "Player command failed: No active device found", "NO_ACTIVE_DEVICE"
                             )
-                        uris = fake.playback["uris"]
-                        cur = fake.playback["item"]["uri"] if fake.playback.get("item") else None
-                        nxt = uris[(uris.index(cur) + 1) % len(uris)] if cur in uris else cur
-                        fake.playback["item"] = {"uri": nxt, "name": "?", "type": "track"}
+                        fake._next()
                     return self._send(204)
                 if method == "PUT" and path == "/me/player/pause":
                     with fake.lock:
@@ -428,8 +524,11 @@ class FakeSpotify:
                             )
                         if not fake.playback["is_playing"]:  # Spotify refuses to pause what is paused
                             return self._api_error(403, "Player command failed: Restriction violated", "UNKNOWN")
-                        fake.playback["is_playing"] = False
+                        pb = fake.playback
+                        pb["position_ms"], pb["anchor"], pb["is_playing"] = fake._progress(pb), fake.clock(), False
                     return self._send(204)
+                if method == "PUT" and path == "/me/player/volume":
+                    return self._volume(one)
                 if method == "GET" and path == "/search":
                     limit = int(one.get("limit", 20))
                     if limit > 10 or limit < 0:
@@ -438,6 +537,8 @@ class FakeSpotify:
                     tag = one.get("q", "").replace(" ", "-")
                     catalogue = [track(i, tag) for i in range(25)]
                     items: list[Any] = catalogue[offset : offset + limit]
+                    with fake.lock:
+                        fake.catalogue.update((t["uri"], t) for t in items)
                     return self._send(
                         200,
                         {
@@ -470,6 +571,10 @@ class FakeSpotify:
                     return self._send(
                         200, {"items": items, "limit": 50, "offset": 0, "total": len(items), "next": None}
                     )
+                if method == "POST" and path == "/me/playlists":
+                    return self._create_playlist(body, scope)
+                if method in ("POST", "DELETE") and path.startswith("/playlists/") and path.endswith("/items"):
+                    return self._change_playlist(method, path.split("/")[2], body, scope)
                 if method == "GET" and path.startswith("/playlists/") and path.endswith("/items"):
                     pid = path.split("/")[2]
                     p = fake.playlists.get(pid)
@@ -502,7 +607,85 @@ class FakeSpotify:
                     )
                 if path in ("/recommendations", "/audio-features") or path.startswith("/browse"):
                     return self._api_error(404, "Not found")  # closed to Development Mode apps
+                if path.startswith("/users/"):
+                    return self._api_error(404, "Service not found")  # POST /users/{id}/playlists is gone (2026)
                 return self._api_error(404, "Service not found")
+
+            def _volume(self, one: dict) -> None:
+                try:
+                    percent = int(one.get("volume_percent", ""))
+                except ValueError:
+                    percent = -1
+                if not 0 <= percent <= 100:
+                    return self._api_error(400, "Invalid volume_percent")
+                with fake.lock:
+                    wanted = one.get("device_id")
+                    dev = next((d for d in fake.devices if (d["id"] == wanted if wanted else d["is_active"])), None)
+                    if dev is None:
+                        if wanted:
+                            return self._api_error(404, "Device not found")
+                        return self._api_error(404, "Player command failed: No active device found", "NO_ACTIVE_DEVICE")
+                    if not dev["supports_volume"] or dev["id"] in fake.refuse_volume:
+                        return self._api_error(
+                            403, "Player command failed: Cannot control device volume", "VOLUME_CONTROL_DISALLOW"
+                        )
+                    dev["volume_percent"] = percent
+                    if fake.playback and fake.playback["device"]["id"] == dev["id"]:
+                        fake.playback["device"]["volume_percent"] = percent
+                return self._send(204)
+
+            def _create_playlist(self, body: Any, scope: str) -> None:
+                body = body if isinstance(body, dict) else {}
+                if "playlist-modify-private" not in scope.split() and "playlist-modify-public" not in scope.split():
+                    return self._api_error(403, "Insufficient client scope")
+                if body.get("public", True) and "playlist-modify-public" not in scope.split():
+                    return self._api_error(403, "Insufficient client scope")
+                if not body.get("name"):
+                    return self._api_error(400, "Missing required field: name")
+                pid = "plMade" + secrets.token_hex(8)
+                with fake.lock:
+                    fake.playlists[pid] = {
+                        "name": body["name"],
+                        "owner": "household",
+                        "tracks": [],
+                        "public": bool(body.get("public", True)),
+                        "description": body.get("description", ""),
+                    }
+                return self._send(
+                    201,
+                    {
+                        "id": pid,
+                        "uri": f"spotify:playlist:{pid}",
+                        "name": body["name"],
+                        "type": "playlist",
+                        "owner": {"id": "household", "type": "user"},
+                        "public": bool(body.get("public", True)),
+                        "collaborative": False,
+                        "description": body.get("description") or None,
+                        "items": {"total": 0},
+                        "snapshot_id": secrets.token_hex(6),
+                    },
+                )
+
+            def _change_playlist(self, method: str, pid: str, body: Any, scope: str) -> None:
+                with fake.lock:
+                    p = fake.playlists.get(pid)
+                    if p is None:
+                        return self._api_error(404, "Resource not found")
+                    need = "playlist-modify-public" if p.get("public") else "playlist-modify-private"
+                    if p["owner"] != "household":
+                        return self._api_error(403, "Forbidden")
+                    if need not in scope.split():
+                        return self._api_error(403, "Insufficient client scope")
+                    if method == "POST":  # {"uris": [...]} as documented, or the bare list spotipy sends
+                        uris = body.get("uris") if isinstance(body, dict) else body
+                        if not isinstance(uris, list) or not uris or len(uris) > 100:
+                            return self._api_error(400, "Invalid track uri")
+                        p["tracks"] += [fake._track(u) for u in uris]
+                        return self._send(201, {"snapshot_id": secrets.token_hex(6)})
+                    gone = {i.get("uri") for i in (body or {}).get("items") or [] if isinstance(i, dict)}
+                    p["tracks"] = [t for t in p["tracks"] if t["uri"] not in gone]
+                    return self._send(200, {"snapshot_id": secrets.token_hex(6)})
 
         return Handler
 

@@ -119,6 +119,20 @@ def test_paused_autoplay_and_quiet_hours_leave_the_speaker_alone(rig):
     assert plays(fake) == 1
 
 
+def test_try_it_for_another_mood_says_when_the_rooms_mood_comes_back(rig):
+    """After "Try it", the page's headline gives the room's mood's time (the cooldown), not "switching now"."""
+    fake, auto, _, clock, view = rig
+    mood(auto, clock, "happy")
+    auto.step()
+    clock.advance(300)
+    auto.try_music("sad")
+    wait = auto.step()
+    assert plays(fake) == 2 and auto.played_mood == "sad"
+    upcoming = view.snapshot()["autoplay"]["next"]
+    assert upcoming["mood"] == "happy" and "cooldown" in upcoming["held_by"] and upcoming["at"] is not None
+    assert wait == pytest.approx(180, abs=1)
+
+
 def test_quiet_hours_across_midnight():
     q = QuietHours(enabled=True, start="22:00", end="07:00")
     assert q.active(dt.datetime(2026, 1, 1, 23, 30)) and q.active(dt.datetime(2026, 1, 1, 6, 59))

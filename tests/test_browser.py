@@ -238,8 +238,9 @@ def test_edit_a_moods_music_source(page):
         "kind": "playlist",
         "value": "spotify:playlist:plMine0000000000000001",
         "label": "Sunday Morning",
+        "volume": None,  # at the speaker's volume
     }
-    assert music["happy"] == {"kind": "search", "value": "sunny funk", "label": ""}
+    assert music["happy"] == {"kind": "search", "value": "sunny funk", "label": "", "volume": None}
     shot(page, "06-music")
     defaults = {
         "sad": {"kind": "search", "value": "mellow acoustic"},

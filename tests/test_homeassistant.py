@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import json
 import random
+import re
 import threading
 import time
 import urllib.error
@@ -265,6 +266,8 @@ def test_discovery_is_retained_and_matches_home_assistants_schema(box, broker, l
             assert payload["command_topic"] == f"{BASE}/{key}/set"
         if key == "mood":
             assert payload["options"] == MOODS and payload["json_attributes_topic"] == f"{BASE}/mood/attributes"
+        if key == "playing":
+            assert payload["json_attributes_topic"] == f"{BASE}/playing/attributes"
         if key == "hold":
             assert payload["options"] == HOLD
         if key == "correct":
@@ -330,9 +333,14 @@ def test_each_command_works_end_to_end(box, listener, fake):
     command("autoplay", "ON", "ON")
     assert http.get(base + "/api/settings", timeout=5).json()["autoplay"] is True
 
+    held = time.time()
     command("hold", "sad", "sad")  # "Not my mood": the page's override, for the configured time
     override = http.get(base + "/api/state", timeout=5).json()["autoplay"]["override"]
     assert override["mood"] == "sad" and override["until"] > time.time() + 25 * 60
+    # The sad music plays, and "Now playing" says why, as the Now card does.
+    why = until(lambda: next((a for a in attributes_since(listener, held) if a["mood"] == "sad"), None))
+    assert re.fullmatch(r"Because you chose sad at \d\d:\d\d · from “mellow acoustic”", why["why"]), why
+    assert why["track"] and why["liked"] is False and why["music"] == 'Spotify search "mellow acoustic"'
     command("hold", "Let Moodbox decide", "Let Moodbox decide")
     assert until(lambda: http.get(base + "/api/state", timeout=5).json()["autoplay"]["override"] is None, 5)
 
@@ -369,6 +377,12 @@ def test_each_command_works_end_to_end(box, listener, fake):
     http.post(base + "/api/autoplay", json={"enabled": False}, timeout=5)
     listener.wait_for(f"{BASE}/autoplay", b"OFF", after=sent, timeout=5)
     http.post(base + "/api/autoplay", json={"enabled": True}, timeout=5)
+
+
+def attributes_since(listener: Listener, since: float) -> list[dict]:
+    """The "Now playing" sensor's attributes sent since `since`, oldest first."""
+    topic = f"{BASE}/playing/attributes"
+    return [json.loads(m.payload) for m in list(listener.messages) if m.topic == topic and m.at >= since]
 
 
 def fuzzed(valid: list[str], rng: random.Random, n: int) -> list[bytes]:

@@ -14,11 +14,11 @@ from typing import Any, Protocol
 from flask import Flask, Response, abort, g, jsonify, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
-from device.events import EMOTIONS
+from device.events import EMOTIONS, MOOD_WORDS, mood_word
 from device.player import PlayerError
 from device.settings import SettingsError
 from device.storage import StorageError
-from web_ui import homeassistant, learning
+from web_ui import homeassistant, learning, music
 from web_ui.auth import (
     BROWSER_COOKIE,
     BROWSER_SECONDS,
@@ -45,9 +45,6 @@ CSP = (
     "frame-ancestors 'none'"
 )
 OPEN_PATHS = {"/healthz", "/login", "/setup", "/favicon.ico"}
-# The word for each mood wherever the page shows one: "the room feels surprised", and the same in the picker, History,
-# Settings and Videos (the API keeps the model's names).
-MOOD_WORDS = {m: {"surprise": "surprised", "fear": "afraid", "disgust": "disgusted"}.get(m, m) for m in EMOTIONS}
 PAGES = ("now", "history", "videos", "settings", "system")
 PAGE_PATHS = frozenset({"/"} | {f"/{name}" for name in PAGES[1:]})
 
@@ -519,8 +516,7 @@ def create_app(box: Box) -> Flask:
         return Response(jpeg.tobytes(), mimetype="image/jpeg", headers={"Cache-Control": "no-store, max-age=0"})
 
     homeassistant.add_routes(app, box, body)  # Settings → Home Assistant (MQTT)
+    music.add_routes(app, box, body)  # what played, the heart, the volume, Try it and Forget skips
     learning.add_routes(app, box, body)  # "Read wrong?" on Now; Settings → What Moodbox learned
-    app.jinja_env.globals.update(
-        now=time.time, mood_word=lambda m: MOOD_WORDS.get(m, m), mood_words=MOOD_WORDS, min_password=MIN_PASSWORD
-    )
+    app.jinja_env.globals.update(now=time.time, mood_word=mood_word, mood_words=MOOD_WORDS, min_password=MIN_PASSWORD)
     return app

@@ -17,12 +17,14 @@ _MUSIC = {
         "kind": {"type": "string", "enum": ["search", "playlist", "top_tracks", "saved_tracks"]},
         "value": {"type": "string", "maxLength": 200},
         "label": {"type": "string", "maxLength": 200},
+        "volume": {"oneOf": [{"type": "integer", "minimum": 0, "maximum": 100}, {"type": "null"}]},  # null: as it is
     },
     # a search needs words, a playlist its address: neither may be empty (or only spaces)
     "if": {"required": ["kind"], "properties": {"kind": {"enum": ["search", "playlist"]}}},
     "then": {"required": ["value"], "properties": {"value": {"pattern": "\\S"}}},
 }
 _HHMM = {"type": "string", "minLength": 5, "maxLength": 5, "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}
+_PERCENT = {"type": "integer", "minimum": 0, "maximum": 100}
 SETTINGS_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -45,6 +47,11 @@ SETTINGS_SCHEMA = {
                 "start": _HHMM,
                 "end": _HHMM,
             },
+        },
+        "volume_cap": {  # at most `percent` from `start` to `end`, when Moodbox starts music
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"enabled": {"type": "boolean"}, "percent": _PERCENT, "start": _HHMM, "end": _HHMM},
         },
         "camera_source": {"type": "string", "enum": ["auto", "picamera2", "v4l2", "replay", "demo"]},
         "privacy_mode": {"type": "boolean"},
@@ -73,6 +80,7 @@ SETTINGS_SCHEMA = {
         },
     },
 }
+_ONE_MOOD = {"type": "object", "additionalProperties": False, "required": ["mood"], "properties": {"mood": _MOOD}}
 AUTOPLAY_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -162,6 +170,42 @@ OPENAPI = {
             "delete": _op("forget every correction and what was learned from them", changes=True),
         },
         "/api/corrections/last": {"delete": _op("undo the newest correction", changes=True)},
+        "/api/plays": {
+            "get": _op(
+                "what Moodbox played, why and how it ended, newest first",
+                query=[
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                    {"name": "before", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                ],
+            )
+        },
+        "/api/music": {"get": _op("per mood: its music, likes, skipped tracks and advice")},
+        "/api/like": {
+            "post": _op(
+                "like (or unlike) the song playing now, for its mood",
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["liked"],
+                    "properties": {"liked": {"type": "boolean"}},
+                },
+                changes=True,
+            )
+        },
+        "/api/volume": {
+            "post": _op(
+                "the speaker's volume",
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["percent"],
+                    "properties": {"percent": _PERCENT},
+                },
+                changes=True,
+            )
+        },
+        "/api/music/try": {"post": _op("play a mood's music now (Try it)", _ONE_MOOD, changes=True)},
+        "/api/music/forget-skips": {"post": _op("forget a mood's skipped tracks", _ONE_MOOD, changes=True)},
         "/api/videos": {"get": _op("YouTube suggestions", query=[{"name": "mood", "in": "query", "schema": _MOOD}])},
         "/api/spotify": {"get": _op("Spotify connection state")},
         "/api/spotify/connect": {"post": _op("start connecting: returns the authorise link", changes=True)},
@@ -194,3 +238,5 @@ OPENAPI = {
         "/api/preview.jpg": {"get": _op("live camera preview, only when the owner turned it on")},
     },
 }
+for _path in ("/api/like", "/api/volume"):  # the player's refusals: not connected, a speaker without volume control
+    OPENAPI["paths"][_path]["post"]["responses"]["409"] = {"description": "the player cannot do it now; says why"}

@@ -31,6 +31,7 @@ from device.homeassistant._discovery import (
     parse_command,
 )
 from device.homeassistant._link import Link, try_settings
+from device.plays import why_for_home_assistant
 from device.settings import SettingsError
 from device.store import Store
 
@@ -70,6 +71,24 @@ def now_playing(playing: dict[str, Any] | None) -> str:
     else:
         text = source
     return text[:MAX_STATE_CHARS] or "nothing"
+
+
+def now_playing_attributes(playing: dict[str, Any] | None) -> str:
+    """The Now card's facts about the song: why it plays (the same line), its mood, music, and whether it is liked."""
+    if not playing:
+        return json.dumps({"why": None})
+    return json.dumps(
+        {
+            "why": why_for_home_assistant(playing),
+            "mood": playing.get("mood"),
+            "track": playing.get("track") or None,
+            "artist": playing.get("artist") or None,
+            "music": (playing.get("source") or {}).get("description"),
+            "liked": bool(playing.get("liked")),
+            "speaker": playing.get("speaker") or None,
+        },
+        ensure_ascii=False,
+    )
 
 
 class HomeAssistant:
@@ -175,6 +194,7 @@ class HomeAssistant:
             "mood/attributes": json.dumps({"confidence": round(self._confidence, 2), "faces": len(snap["faces"])}),
             "present": ON if self._mood != NOBODY or box.engine.someone_here else OFF,  # a face too dark to read too
             "playing": now_playing(snap.get("playing")),
+            "playing/attributes": now_playing_attributes(snap.get("playing")),
             "autoplay": ON if s.autoplay else OFF,
             "hold": held or LET_MOODBOX_DECIDE,
             "correct": CORRECT_PROMPT,

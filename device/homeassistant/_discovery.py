@@ -131,8 +131,8 @@ def discovery_messages(topics: Topics, room: str) -> list[tuple[str, str]]:
             config["state_topic"] = topics.state(e.key)
         if e.command:
             config["command_topic"] = topics.command(e.key)
-        if e.key == "mood":
-            config["json_attributes_topic"] = topics.attributes("mood")
+        if e.key in ("mood", "playing"):  # the mood's confidence; why this song plays
+            config["json_attributes_topic"] = topics.attributes(e.key)
         out.append((topics.discovery(e), json.dumps(config, separators=(",", ":"))))
     return out
 

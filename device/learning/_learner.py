@@ -34,6 +34,8 @@ from device.learning._adjustment import (
 )
 
 K = len(EMOTIONS)
+GUARD_REFERENCES = 100
+GUARD_CORRECTIONS = 30
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,10 @@ def fit_bias(
     weights: np.ndarray,
     references: np.ndarray,
     settings: LearnerSettings,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Seven mood biases (centred) for corrected readings z [n, 7] with their moods, and anchoring references."""
+    """Seven mood biases (centred) for corrected readings z [n, 7] with their moods, and anchoring references;
+    `start` is where Newton's method begins (the full fit's biases, for the guard's refits)."""
     onehot = np.eye(K)[moods]
     lam = settings.strength
     anchored = settings.uncorrected == "anchor" and len(references) > 0
@@ -85,7 +89,7 @@ def fit_bias(
             f -= w_ref * (targets * np.log(softmax(references + b) + 1e-12)).sum()
         return float(f)
 
-    b = np.zeros(K)
+    b = np.zeros(K) if start is None else start.copy()
     f = objective(b)
     for _ in range(30):
         q = softmax(z + b)
@@ -112,8 +116,15 @@ def fit_bias(
     return b - b.mean()
 
 
-def _adjustment(z: np.ndarray, moods: np.ndarray, weights: np.ndarray, refs: np.ndarray, s: LearnerSettings):
-    b = fit_bias(z, moods, weights, refs, s)
+def _adjustment(
+    z: np.ndarray,
+    moods: np.ndarray,
+    weights: np.ndarray,
+    refs: np.ndarray,
+    s: LearnerSettings,
+    start: np.ndarray | None = None,
+) -> Adjustment:
+    b = fit_bias(z, moods, weights, refs, s, start)
     corrected = weights >= 1.0  # confirmations (weight < 1) shape the biases only
     zc, mc = z[corrected], moods[corrected]
     pulls = s.pull * (np.eye(K)[mc] - softmax(zc + b))
@@ -153,15 +164,19 @@ def learn(
 
     n = len(corrections)
     right = factory = 0
-    for i in range(n):  # leave each correction out in turn
+    # The guard's refits see at most GUARD_REFERENCES of the everyday readings, evenly spread (the anchor weighs
+    # them as `anchor` readings whatever their number), and hold out at most the newest GUARD_CORRECTIONS.
+    sample = refs[np.linspace(0, len(refs) - 1, GUARD_REFERENCES).astype(int)] if len(refs) > GUARD_REFERENCES else refs
+    for i in range(max(0, n - GUARD_CORRECTIONS), n):  # leave each correction out in turn
         keep = np.arange(len(moods)) != i
         if keep[:n].any():
-            held = _adjustment(z[keep], moods[keep], weights[keep], refs, s)
+            held = _adjustment(z[keep], moods[keep], weights[keep], sample, s, candidate.bias)
             read = held.shift(z[i : i + 1])[0] + z[i]
         else:
             read = z[i]
         right += int(np.argmax(read) == moods[i])
         factory += int(np.argmax(z[i]) == moods[i])
+    n = min(n, GUARD_CORRECTIONS)
     used = right >= max(factory, 1)
     if used:
         reason = f"leaving each correction out in turn, the rest read {right} of {n} right (the model alone {factory})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from device.player.music import MusicSource
+from device.player.music import MusicSource, Taste
 
 
 class PlayerError(RuntimeError):
@@ -24,16 +24,45 @@ class Playing:
     speaker: str = ""
     preview: bool = False  # True: nothing actually plays
     started_at: float = 0.0
-    track: str = ""  # the first track started: its title, artists and album cover (Spotify's image host)
+    track: str = ""  # the track playing now: its title, artists and album cover (Spotify's image host)
     artist: str = ""
     cover: str = ""
+    uri: str = ""
+    queue: list[dict] = field(default_factory=list)  # the list started: uri, track, artist, cover, duration (s)
+    why: str = "mood"  # what started the list: mood, hold ("not my mood"), try ("Try it"), list-end
+    why_at: float = 0.0  # when that happened (wall clock)
+    after_skip: bool = False  # the track playing now came on because the one before was skipped
+    volume: int | None = None  # the speaker's volume once the list started; None: unknown or not controllable
+    volume_control: bool | None = None  # False: the speaker does not let apps change its volume
+
+
+@dataclass(frozen=True)
+class VolumeRule:
+    """How loud Moodbox starts its music: a mood's own volume, and a cap (the night's); None leaves it as it is."""
+
+    set_to: int | None = None
+    at_most: int | None = None
+
+    def target(self, current: int | None) -> int | None:
+        """The volume to set, or None to leave the speaker as it is."""
+        want = self.set_to if self.set_to is not None else current
+        if want is not None and self.at_most is not None:
+            want = min(want, self.at_most)
+        return want if want is not None and want != current else None
 
 
 class Player(Protocol):
     name: str
 
-    def play(self, mood: str, source: MusicSource) -> Playing:
-        """Start music for `mood` from `source` on the speaker; raises PlayerError."""
+    def play(
+        self, mood: str, source: MusicSource, taste: Taste | None = None, volume: VolumeRule | None = None
+    ) -> Playing:
+        """Start music for `mood` from `source` on the speaker, picked with the household's taste for that mood and
+        at the rule's volume; raises PlayerError."""
+        ...
+
+    def playback(self) -> dict | None:
+        """What the speaker plays now, for following Moodbox's music (None: nothing, or nothing to follow)."""
         ...
 
     def status(self) -> dict:
@@ -72,4 +101,6 @@ __all__ = [
     "SpotifyAuth",
     "SpotifyOrPreview",
     "SpotifyPlayer",
+    "Taste",
+    "VolumeRule",
 ]

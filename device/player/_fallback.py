@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from device.player import Playing
+from device.player import Playing, VolumeRule
 from device.player._preview import PreviewPlayer
 from device.player._spotify import SpotifyPlayer
-from device.player.music import MusicSource
+from device.player.music import MusicSource, Taste
 
 
 class SpotifyOrPreview:
@@ -20,8 +20,13 @@ class SpotifyOrPreview:
     def name(self) -> str:
         return self._active.name
 
-    def play(self, mood: str, source: MusicSource) -> Playing:
-        return self._active.play(mood, source)
+    def play(
+        self, mood: str, source: MusicSource, taste: Taste | None = None, volume: VolumeRule | None = None
+    ) -> Playing:
+        return self._active.play(mood, source, taste, volume)
+
+    def playback(self) -> dict | None:
+        return self._active.playback()
 
     def someone_else_is_playing(self) -> bool:
         return self._active.someone_else_is_playing()

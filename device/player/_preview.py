@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
-from device.player import Playing
-from device.player.music import MusicSource
+from device.player import Playing, VolumeRule
+from device.player.music import MusicSource, Taste
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,9 @@ class PreviewPlayer:
         self.speaker = speaker or "your speaker"
         self.history: list[Playing] = []
 
-    def play(self, mood: str, source: MusicSource) -> Playing:
+    def play(
+        self, mood: str, source: MusicSource, taste: Taste | None = None, volume: VolumeRule | None = None
+    ) -> Playing:
         playing = Playing(mood=mood, source=source, speaker=self.speaker, preview=True, started_at=time.time())
         self.history.append(playing)
         del self.history[:-50]
@@ -32,6 +34,9 @@ class PreviewPlayer:
 
     def someone_else_is_playing(self) -> bool:
         return False
+
+    def playback(self) -> dict | None:
+        return None  # nothing plays: there is nothing to follow
 
     def pause(self) -> bool:
         log.info("preview: would pause the music on %s (connect Spotify to play for real)", self.speaker)

@@ -1,8 +1,10 @@
 """Spotify Connect playback through the Web API (spotipy), designed for 2026's Development Mode.
 
 Every play looks the speaker up by name in /me/player/devices (case-insensitive, skipping restricted ones),
-transfers playback to it when it is idle, and starts a list of track URIs. Failures become PlayerError with a
-state the page shows and, where it helps, the time to try again; nothing here ever sleeps on a Retry-After.
+transfers playback to it when it is idle, sets its volume where it allows that, and starts a list of track URIs.
+Failures become PlayerError with a state the page shows and, where it helps, the time to try again; nothing here
+ever sleeps on a Retry-After. The household's likes go to private playlists of its own ("Moodbox · Happy"):
+Development Mode still lets an app make one (POST /me/playlists) and fill it (POST /playlists/{id}/items).
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ import requests
 import spotipy
 from spotipy.exceptions import SpotifyException
 
-from device.player import PlayerError, Playing
-from device.player._spotify_auth import NotConnected, SpotifyAuth
-from device.player.music import MusicSource
+from device.player import PlayerError, Playing, VolumeRule
+from device.player._spotify_auth import LIKES_SCOPE, NotConnected, SpotifyAuth
+from device.player.music import MusicSource, Taste, pick
 
 log = logging.getLogger(__name__)
 SEARCH_PAGE = 10  # Development Mode refuses limit > 10 on /search
-TRACKS_PER_PLAY = 12
 SEARCH_PAGES = 3
 TRACK_CACHE_SECONDS = 6 * 3600
 QUOTA_BACKOFF = 3600.0
@@ -44,6 +45,17 @@ def _cover(track: dict) -> str:
     return min(images, key=lambda i: abs((i.get("width") or 300) - 300))["url"]
 
 
+def _about(track: dict) -> dict[str, Any]:
+    """What Moodbox keeps of a track: its address, names, cover and length."""
+    return {
+        "uri": track.get("uri", ""),
+        "track": track.get("name", ""),
+        "artist": ", ".join(a.get("name", "") for a in track.get("artists") or []),
+        "cover": _cover(track),
+        "duration": (track.get("duration_ms") or 0) / 1000,
+    }
+
+
 class SpotifyPlayer:
     name = "spotify"
 
@@ -57,9 +69,17 @@ class SpotifyPlayer:
         self.started_uris: set[str] = set()
         self._recent: deque[str] = deque(maxlen=200)
         self._tracks: dict[MusicSource, tuple[float, list[dict]]] = {}
+        self._no_volume: set[str] = set()  # speakers that answered VOLUME_CONTROL_DISALLOW: never asked again
+        self._me: str | None = None
+        self._sp: spotipy.Spotify | None = None
+        self._sp_token = ""
 
     # -- low level -------------------------------------------------------------------------------------------
     def _client(self, token: str) -> spotipy.Spotify:
+        """One client per access token: spotipy closes its session when a client is collected, so a client per
+        call would open a new connection (a TLS handshake with api.spotify.com) for every call."""
+        if self._sp is not None and self._sp_token == token:
+            return self._sp
         sp = spotipy.Spotify(
             auth=token,
             requests_session=self.auth.session,
@@ -68,6 +88,7 @@ class SpotifyPlayer:
             status_retries=0,
         )
         sp.prefix = self.api_url
+        self._sp, self._sp_token, self._me = sp, token, None  # a new token may be another account's
         return sp
 
     def _call(self, fn: str, *args: Any, **kwargs: Any) -> Any:
@@ -109,6 +130,8 @@ class SpotifyPlayer:
             return PlayerError(
                 "rate-limited", f"Spotify asked Moodbox to slow down; next try in {after:.0f} s", retry_after=after
             )
+        if status == 403 and reason == "VOLUME_CONTROL_DISALLOW":
+            return PlayerError("no-volume-control", "the speaker does not let apps change its volume")
         if status == 403 and reason == "PREMIUM_REQUIRED":
             return PlayerError(
                 "premium-required",
@@ -124,6 +147,8 @@ class SpotifyPlayer:
             return PlayerError(
                 "no-active-device", "no active Spotify device: Moodbox will wake the speaker", retry_after=5
             )
+        if status == 404:
+            return PlayerError("not-found", f"Spotify could not find that ({exc.msg.splitlines()[-1].strip()})")
         if status == 401:
             return PlayerError("reconnect", "Spotify did not accept Moodbox's access: reconnect Spotify in Settings")
         if status >= 500:
@@ -144,6 +169,8 @@ class SpotifyPlayer:
                 "type": d.get("type", ""),
                 "is_active": bool(d.get("is_active")),
                 "is_restricted": bool(d.get("is_restricted")),
+                "volume": d.get("volume_percent"),
+                "supports_volume": d.get("supports_volume") is not False,
             }
             for d in found
         ]
@@ -198,21 +225,44 @@ class SpotifyPlayer:
         self._tracks[source] = (time.monotonic(), tracks)
         return tracks
 
-    def _pick(self, tracks: list[dict]) -> list[dict]:
-        """Shuffled, without anything played recently; recent ones only fill up a short list."""
-        fresh = [t for t in tracks if t["uri"] not in self._recent]
-        random.shuffle(fresh)
-        if len(fresh) < 5:
-            stale = sorted(
-                (t for t in tracks if t["uri"] in self._recent), key=lambda t: list(self._recent).index(t["uri"])
-            )
-            fresh += stale
-        unique, seen = [], set()
-        for t in fresh:
-            if t["uri"] not in seen:
-                seen.add(t["uri"])
-                unique.append(t)
-        return unique[:TRACKS_PER_PLAY]
+    # -- volume --------------------------------------------------------------------------------------------------
+    def volume_control(self, speaker: dict[str, Any]) -> bool:
+        return speaker.get("supports_volume", True) and speaker.get("id") not in self._no_volume
+
+    def _no_volume_control(self, speaker: dict[str, Any]) -> PlayerError:
+        self._no_volume.add(speaker["id"])
+        return PlayerError(
+            "no-volume-control",
+            f"{speaker['name']} does not let apps change its volume: use its own buttons or the Spotify app",
+        )
+
+    def _start_volume(self, speaker: dict[str, Any], rule: VolumeRule | None) -> int | None:
+        """Set the volume a list starts at, where the speaker allows it; a refusal is remembered, not retried."""
+        current = speaker.get("volume")
+        target = rule.target(current) if rule and self.volume_control(speaker) else None
+        if target is None:
+            return current
+        try:
+            self._call("volume", target, device_id=speaker["id"])
+        except PlayerError as exc:
+            if exc.state == "no-volume-control":
+                log.info("%s", self._no_volume_control(speaker))
+            else:  # the music matters more than its volume: play on, and say why in the log
+                log.warning("could not set the volume of %s to %d%%: %s", speaker["name"], target, exc)
+            return current
+        log.info("volume of %s: %s%% -> %d%%", speaker["name"], current, target)
+        return target
+
+    def set_volume(self, percent: int) -> int:
+        """The page's slider. PlayerError 'no-volume-control' for a speaker that refuses (said once, never retried)."""
+        speaker = self.find_speaker()
+        if not self.volume_control(speaker):
+            raise self._no_volume_control(speaker)
+        try:
+            self._call("volume", percent, device_id=speaker["id"])
+        except PlayerError as exc:
+            raise self._no_volume_control(speaker) if exc.state == "no-volume-control" else exc from None
+        return percent
 
     # -- Player interface --------------------------------------------------------------------------------------
     def _playback(self) -> tuple[dict[str, Any] | None, bool]:
@@ -235,13 +285,36 @@ class SpotifyPlayer:
         current, ours = self._playing_now()
         return current is not None and not ours
 
-    def play(self, mood: str, source: MusicSource) -> Playing:
+    def playback(self) -> dict[str, Any] | None:
+        """What the account's speaker plays now, or None; with the device's volume and whether it can be changed."""
+        current = self._call("current_playback")
+        if not current or not current.get("item"):
+            return None
+        device = current.get("device") or {}
+        return {
+            **_about(current["item"]),
+            "progress": (current.get("progress_ms") or 0) / 1000,
+            "playing": bool(current.get("is_playing")),
+            "device": {
+                "id": device.get("id"),
+                "name": device.get("name", ""),
+                "volume": device.get("volume_percent"),
+                "volume_control": self.volume_control(
+                    {"id": device.get("id"), "supports_volume": device.get("supports_volume") is not False}
+                ),
+            },
+        }
+
+    def play(
+        self, mood: str, source: MusicSource, taste: Taste | None = None, volume: VolumeRule | None = None
+    ) -> Playing:
         try:
             speaker = self.find_speaker()
-            chosen = self._pick(self.tracks_for(source))
+            chosen = pick(self.tracks_for(source), self._recent, taste)
             uris = [t["uri"] for t in chosen]
             if not speaker["is_active"]:
                 self._call("transfer_playback", speaker["id"], force_play=False)
+            level = self._start_volume(speaker, volume)
             try:
                 self._call("start_playback", device_id=speaker["id"], uris=uris)
             except PlayerError as exc:
@@ -256,16 +329,21 @@ class SpotifyPlayer:
         self.started_uris = set(uris)
         self.state, self.message = "playing", ""
         log.info("playing %s for %s on %s (%d tracks)", source.describe(), mood, speaker["name"], len(uris))
-        first = chosen[0] if chosen else {}
+        queue = [_about(t) for t in chosen]
+        first = queue[0] if queue else {}
         return Playing(
             mood=mood,
             source=source,
             tracks=[_track_name(t) for t in chosen[:5]],
             speaker=speaker["name"],
             started_at=time.time(),
-            track=first.get("name", ""),
-            artist=", ".join(a.get("name", "") for a in first.get("artists") or []),
-            cover=_cover(first),
+            track=first.get("track", ""),
+            artist=first.get("artist", ""),
+            cover=first.get("cover", ""),
+            uri=first.get("uri", ""),
+            queue=queue,
+            volume=level,
+            volume_control=self.volume_control(speaker),
         )
 
     def skip(self) -> None:
@@ -302,6 +380,34 @@ class SpotifyPlayer:
             log.info("played on from where the music paused on %s", device.get("name"))
         self.state, self.message = "playing", ""
         return True
+
+    # -- the household's likes, in playlists of its own ----------------------------------------------------------
+    def likes_state(self) -> str:
+        """Where likes go: "saving" when the connection may make and fill the user's private playlists,
+        "reconnect" when it was made before Moodbox asked for that (connecting again grants it), "off" without
+        Spotify."""
+        if self.auth.state != "connected":
+            return "off"
+        return "saving" if self.auth.granted(LIKES_SCOPE) else "reconnect"
+
+    def likes_playlist(self, name: str) -> str:
+        """The id of the user's own playlist called `name`, made (private) if there is none."""
+        if self._me is None:
+            self._me = self._call("me").get("id", "")
+        for p in self._call("current_user_playlists", limit=50).get("items") or []:
+            if p and p.get("name") == name and (p.get("owner") or {}).get("id") == self._me and p.get("id"):
+                return p["id"]
+        made = self._call(
+            "current_user_playlist_create", name, public=False, description="Liked on Moodbox, for this mood."
+        )
+        log.info("made the playlist %r", name)
+        return made["id"]
+
+    def add_to_playlist(self, playlist_id: str, uri: str) -> None:
+        self._call("playlist_add_items", playlist_id, [uri])
+
+    def remove_from_playlist(self, playlist_id: str, uri: str) -> None:
+        self._call("playlist_remove_all_occurrences_of_items", playlist_id, [uri])
 
     def playlists(self, query: str = "") -> list[dict[str, str]]:
         """The user's own playlists (Development Mode reads items only from owned or collaborative ones)."""

@@ -24,9 +24,10 @@ from spotipy.oauth2 import SpotifyPKCE
 from urllib3.util.retry import Retry
 
 log = logging.getLogger(__name__)
+LIKES_SCOPE = "playlist-modify-private"  # the household's likes, saved to its own private playlists
 SCOPES = (
     "user-read-playback-state user-modify-playback-state playlist-read-private "
-    "playlist-read-collaborative user-library-read user-top-read"
+    f"playlist-read-collaborative user-library-read user-top-read {LIKES_SCOPE}"
 )
 TIMEOUT = (3.05, 8)  # connect, read: no call waits forever
 NOT_SET_UP = "Spotify is not set up yet: follow the steps under Settings → Spotify (or set [spotify] client_id)"
@@ -137,6 +138,10 @@ class SpotifyAuth:
             return json.loads(self.token_path.read_text())
         except (OSError, ValueError):
             return None
+
+    def granted(self, scope: str) -> bool:
+        """Whether the saved connection was granted `scope` (one made before Moodbox asked for it was not)."""
+        return scope in str((self.cached_token() or {}).get("scope") or "").split()
 
     @property
     def state(self) -> str:

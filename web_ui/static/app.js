@@ -52,6 +52,7 @@
   // A length of time: "45 s", "12 min", "5.5 h", "3.2 days"
   const span = (sec) => sec < 90 ? Math.round(sec) + " s" : sec < 5400 ? Math.round(sec / 60) + " min" :
     sec < 172800 ? +(sec / 3600).toFixed(1) + " h" : +(sec / 86400).toFixed(1) + " days";
+  const ago = (t) => span(Math.max(0, Date.now() / 1000 - t)) + " ago";
   const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 
   // ---- live state ---------------------------------------------------------------------------------------
@@ -375,7 +376,7 @@
     $("#range").addEventListener("change", load);
     $("#delete-history").addEventListener("click", async () => {
       if (!confirm("Delete the whole mood history? This cannot be undone.")) return;
-      try { const r = await api("DELETE", "/api/history"); toast("Deleted " + r.deleted + " entries"); load(); }
+      try { const r = await api("DELETE", "/api/history"); toast("Deleted " + r.deleted + " entries"); load(); window.dispatchEvent(new Event("moodbox:history-deleted")); }
       catch (e) { toast(e.message, true); }
     });
     load();
@@ -422,6 +423,8 @@
     sensitivity: "How sure Moodbox must be", dwell_seconds: "Mood must hold for", cooldown_minutes: "Time between automatic changes",
     hands_off_minutes: "Hands off", pause_when_empty_minutes: "Pause when the room is empty", "quiet_hours.start": "Quiet hours from", "quiet_hours.end": "Quiet hours to",
     camera_source: "Camera", history_days: "Keep history for", spotify_client_id: "Client ID",
+    "volume_cap.enabled": "Quieter at night", "volume_cap.percent": "Start the music at most at",
+    "volume_cap.start": "Volume at night from", "volume_cap.end": "Volume at night to",
   };
   const problemText = (err) => err.data && err.data.problems
     ? Object.entries(err.data.problems).map(([k, v]) => (FIELD_NAMES[k] || k) + ": " + v).join("; ") : err.message;
@@ -608,6 +611,7 @@
         value.dataset.uri = m.kind === "playlist" ? m.value : "";
         value.disabled = m.kind === "top_tracks" || m.kind === "saved_tracks";
         fieldError(value, $(".field-error", row), "");
+        musicVolume(row, m.volume);
       });
     };
     fill();
@@ -680,7 +684,7 @@
       let firstBad = null;
       $$(".music-row").forEach((row) => {
         const kind = $(".music-kind", row).value, value = $(".music-value", row), box = $(".field-error", row);
-        const m = { kind, value: "", label: "" };
+        const m = { kind, value: "", label: "", volume: $(".music-volume-pick", row).value ? Number($(".music-volume-pick", row).value) : null };
         let problem = "";
         if (kind === "search") { m.value = value.value.trim(); if (!m.value) problem = "Type what to search for, e.g. “feel good pop”."; }
         if (kind === "playlist") {
@@ -698,7 +702,8 @@
       } catch (err) {
         Object.entries((err.data || {}).problems || {}).forEach(([k, v]) => {
           const row = $('.music-row[data-mood="' + k.split(".")[1] + '"]');
-          if (row) fieldError($(".music-value", row), $(".field-error", row), v);
+          if (row && k.endsWith(".volume")) fieldError($(".music-volume-pick", row), null, v);
+          else if (row) fieldError($(".music-value", row), $(".field-error", row), v);
         });
         toast("Not saved: " + problemText(err), true);
       }
@@ -846,6 +851,172 @@
     });
   }
 
+  // ---- Music: the song now, why it plays, the heart and the volume (Now); what played (History); each mood's
+  // music, likes and skips, "Try it" and the night's volume (Settings) ---------------------------------------------
+  const WHY_WORDS = { mood: "the room turned ", hold: "you chose ", try: "you tapped Try it for ", "list-end": "more for ",
+    skip: "after a skip", next: "" };
+  function nowMusic() {
+    let sliding = false, cap = null;
+    const like = $("#like"), slider = $("#volume");
+    const render = (s) => {
+      const p = s.playing, vol = s.volume || {};
+      const live = !!(p && !p.preview && !p.paused && (s.player || {}).connected && !linkLost());
+      like.hidden = !(live && p.uri);
+      if (!like.hidden) {
+        like.setAttribute("aria-pressed", String(!!p.liked));
+        like.textContent = p.liked ? "♥" : "♡";
+        like.setAttribute("aria-label", (p.liked ? "Liked for " : "Like this song for ") + feels(p.mood) + " (tap to " + (p.liked ? "unlike" : "like") + ")");
+      }
+      const when = p && Date.now() / 1000 - p.why_at < 10 ? "just now" : p ? ago(p.why_at) : "";
+      const line = p && !p.paused && p.why_line ? p.why_line.replace("{ago}", when) : "";
+      $("#why-song").hidden = !line;
+      $("#why-song").textContent = line;
+      $("#music-advice").hidden = !(p && p.suggest);
+      $("#music-advice").textContent = (p && p.suggest) || "";
+      const canSet = live && vol.control !== false && vol.percent != null;
+      $("#volume-row").hidden = !canSet;
+      if (canSet && !sliding) { slider.value = vol.percent; $("#volume-out").textContent = vol.percent + "%"; }
+      $("#volume-note").hidden = !(live && vol.control === false);
+      $("#volume-note").textContent = (vol.speaker || "The speaker") + " does not let apps change its volume: use its own buttons or the Spotify app.";
+      $("#volume-cap").hidden = !(canSet && cap && cap.enabled);
+      if (cap) $("#volume-cap").textContent = "From " + cap.start + " to " + cap.end + " Moodbox starts music no louder than " + cap.percent + "% (Settings).";
+    };
+    renderers.push(render);
+    setInterval(() => { if (window.moodbox.lastState) render(window.moodbox.lastState); }, 15000);  // "2 min ago"
+    api("GET", "/api/settings").then((st) => { cap = st.volume_cap; if (window.moodbox.lastState) render(window.moodbox.lastState); }).catch(() => {});
+    like.addEventListener("click", async () => {
+      const liked = like.getAttribute("aria-pressed") !== "true";
+      try {
+        const r = await api("POST", "/api/like", { liked });
+        toast((liked ? "Liked for " : "Unliked for ") + feels(r.mood) + ": " + r.saved);
+      } catch (e) { toast(e.message, true); }
+    });
+    slider.addEventListener("input", () => { sliding = true; $("#volume-out").textContent = slider.value + "%"; });
+    slider.addEventListener("change", async () => {
+      try { await api("POST", "/api/volume", { percent: Number(slider.value) }); }
+      catch (e) { toast(e.message, !(e.data && e.data.state === "no-volume-control")); }  // a fact about the speaker
+      finally { sliding = false; }
+    });
+  }
+
+  function playItem(p) {
+    const li = document.createElement("li");
+    const when = document.createElement("span"), what = document.createElement("span"), how = document.createElement("span");
+    when.className = "when"; what.className = "what"; how.className = "how muted small";
+    const day = new Date(p.started * 1000);
+    when.textContent = (day.toDateString() === new Date().toDateString() ? "" : day.toLocaleDateString([], { weekday: "short" }) + " ") + clock(p.started);
+    if (p.preview) what.textContent = "Would play " + musicName(p.source);
+    else {
+      const b = document.createElement("b");
+      b.textContent = p.track || "?";
+      what.append(b, p.artist ? " · " + p.artist : "");
+    }
+    const why = (WHY_WORDS[p.why] || "") + (["mood", "hold", "try", "list-end"].includes(p.why) ? feels(p.mood) : "");
+    const ending = !p.ending ? (p.preview ? "Spotify was not connected" : "") : p.ending === "played" ? "played through" :
+      p.ended_as + (p.listened != null ? " after " + span(p.listened) : "");
+    how.textContent = [feels(p.mood) + " · " + musicName(p.source), why, ending].filter(Boolean).join(" · ");
+    li.append(when, what, how);
+    return li;
+  }
+  function historyPlays() {
+    const list = $("#plays"), more = $("#plays-more");
+    let last = null;
+    const load = async (next) => {
+      try {
+        const r = await api("GET", "/api/plays?limit=20" + (next && last ? "&before=" + last : ""));
+        if (!next) list.replaceChildren();
+        r.plays.forEach((p) => list.appendChild(playItem(p)));
+        if (r.plays.length) last = r.plays[r.plays.length - 1].id;
+        more.hidden = !r.more;
+        $("#plays-empty").hidden = list.children.length > 0;
+      } catch (e) { toast(e.message, true); }
+    };
+    more.addEventListener("click", () => load(true));
+    window.addEventListener("moodbox:history-deleted", () => load(false));
+    load(false);
+    setInterval(() => { if (list.children.length <= 20) load(false); }, 60000);
+  }
+
+  function musicVolume(row, volume) {  // a mood's starting volume in the music form: "as the speaker is" or N%
+    const pick = $(".music-volume-pick", row);
+    if (volume != null && !$('option[value="' + volume + '"]', pick)) {
+      const o = document.createElement("option");
+      o.value = String(volume); o.textContent = volume + "%";
+      pick.appendChild(o);
+    }
+    pick.value = volume == null ? "" : String(volume);
+  }
+  async function settingsMusic() {
+    const show = async () => {
+      const r = await api("GET", "/api/music");
+      $$(".taste").forEach((box) => {
+        const m = r.moods[box.dataset.mood];
+        const likes = !m.likes ? "" : m.likes + (m.likes === 1 ? " song liked" : " songs liked") +
+          (m.playlist ? " (also in “" + m.playlist + "” in Spotify)" : "");
+        const skipped = !m.skipped ? "" : m.skipped + (m.skipped === 1 ? " song" : " songs") + " skipped early: not played for 30 days";
+        $(".taste-line", box).textContent = [likes, skipped].filter(Boolean).join(" · ") || "No likes or early skips yet.";
+        $(".taste-advice", box).hidden = !m.suggest;
+        $(".taste-advice", box).textContent = m.suggest || "";
+        $(".forget", box).hidden = !m.skipped;
+      });
+      const note = { reconnect: "Likes stay on Moodbox: connect Spotify again (Disconnect, then Connect) to save them to a playlist per mood too.",
+        off: "Likes and skips are learned once Spotify is connected and playing." }[r.playlists];
+      $("#likes-note").hidden = !note;
+      $("#likes-note").textContent = note || "";
+    };
+    $$(".taste").forEach((box) => {
+      const mood = box.dataset.mood, word = feels(mood);
+      $(".try", box).setAttribute("aria-label", "Try it: play the " + word + " music now");
+      $(".forget", box).setAttribute("aria-label", "Forget the songs skipped for " + word);
+      $(".try", box).addEventListener("click", async () => {
+        try { await api("POST", "/api/music/try", { mood }); toast("Playing the " + word + " music now: see Now"); }
+        catch (e) { toast(e.message, true); }
+      });
+      $(".forget", box).addEventListener("click", async () => {
+        try { const r = await api("POST", "/api/music/forget-skips", { mood }); toast(r.forgotten + " skipped songs can play again for " + word); show(); }
+        catch (e) { toast(e.message, true); }
+      });
+    });
+    // the night's volume cap
+    const form = $("#volume-cap-form");
+    const fill = (cap) => {
+      form.cap_enabled.checked = cap.enabled; form.cap_percent.value = cap.percent;
+      $("#cap-percent-out").textContent = cap.percent + "%";
+      form.cap_start.value = cap.start; form.cap_end.value = cap.end;
+      form.cap_percent.disabled = form.cap_start.disabled = form.cap_end.disabled = !cap.enabled;
+    };
+    form.cap_percent.addEventListener("input", () => { $("#cap-percent-out").textContent = form.cap_percent.value + "%"; });
+    form.cap_enabled.addEventListener("change", () => {
+      form.cap_percent.disabled = form.cap_start.disabled = form.cap_end.disabled = !form.cap_enabled.checked;
+    });
+    form.addEventListener("input", (e) => { if (e.target.getAttribute("aria-invalid")) fieldError(e.target, null, ""); });
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const errBox = $("#volume-cap-error");
+      const fields = [form.cap_percent, form.cap_start, form.cap_end].filter((i) => !i.disabled);
+      const bad = fields.filter((i) => !i.checkValidity());
+      [form.cap_percent, form.cap_start, form.cap_end].forEach((i) => fieldError(i, null, bad.includes(i) ? fieldProblem(i) : ""));
+      errBox.hidden = true;
+      if (bad.length) { reveal(bad[0]); return; }
+      try {
+        const st = await api("PATCH", "/api/settings", { volume_cap: { enabled: form.cap_enabled.checked,
+          percent: Number(form.cap_percent.value), start: form.cap_start.value, end: form.cap_end.value } });
+        fill(st.volume_cap); toast("Saved");
+      } catch (err) {  // the box's own check: each problem under its field, any other above Save
+        const rest = {}, marked = [];
+        Object.entries((err.data || {}).problems || {}).forEach(([k, v]) => {
+          const input = form.elements[k.replace("volume_cap.", "cap_")];
+          if (input && input.tagName) { fieldError(input, null, v); marked.push(input); } else rest[k] = v;
+        });
+        const left = Object.keys(rest).length ? problemText({ data: { problems: rest } }) : marked.length ? "" : err.message;
+        errBox.hidden = !left; errBox.textContent = left;
+        if (marked.length) reveal(marked[0]); else errBox.scrollIntoView({ block: "center" });
+      }
+    });
+    fill((await api("GET", "/api/settings")).volume_cap);
+    await show();
+  }
+
   // ---- System -------------------------------------------------------------------------------------------
   function initSystem() {
     let previewTimer = null;
@@ -897,6 +1068,8 @@
   const inits = { now: initNow, history: initHistory, videos: initVideos, settings: initSettings, system: initSystem };
   if (inits[page]) {
     Promise.resolve(inits[page]()).catch((e) => toast(e.message, true));
+    const music = { now: nowMusic, history: historyPlays, settings: settingsMusic }[page];  // what played, and why
+    if (music) Promise.resolve(music()).catch((e) => toast(e.message, true));
     if (page === "now" || page === "system") {
       fetch("/api/state", { credentials: "same-origin" }).then((r) => r.json()).then((s) => {
         window.moodbox.lastState = s; renderers.forEach((r) => r(s));
