@@ -60,7 +60,7 @@ def test_consistent_corrections_teach_and_stay_local():
     corrections = [(jitter(DISGUST_AS_SAD, rng), DISGUST) for _ in range(4)]
     learned = learn(corrections, everyday(rng))
     assert learned.used, learned.reason
-    assert learned.held_out_right == 4 and learned.held_out_factory == 0
+    assert learned.held_out_right == 4 and learned.held_out_factory == 0  # each read right by the other three
     adjust = learned.adjustment
     # a new face read like the corrected ones now reads disgust ...
     assert np.argmax(adjust.apply(jitter(DISGUST_AS_SAD, rng))) == DISGUST
@@ -89,19 +89,25 @@ def test_bounds_no_mood_becomes_impossible_or_certain():
     assert np.all(out > 0) and np.all(out < 1)
 
 
-def test_the_guard_refuses_one_correction_and_contradictions():
+def test_the_guard_keeps_the_household_from_teaching_it_worse():
     rng = np.random.default_rng(3)
-    one = learn([(DISGUST_AS_SAD, DISGUST)], everyday(rng))
-    assert not one.used and one.adjustment is NO_ADJUSTMENT and "once another one agrees" in one.reason
-    # the same reading corrected to three different moods: nothing carries over to a held-out one
-    mixed = learn([(jitter(DISGUST_AS_SAD, rng), m) for m in (DISGUST, ANGRY, FEAR)], everyday(rng))
-    assert not mixed.used and mixed.adjustment is NO_ADJUSTMENT
-    assert "no more than the model alone" in mixed.reason
-    # a household "teaching" that clear smiles are angry, consistently: the bound keeps a clear smile happy even for
-    # the fit with all three, so no held-out one reads angry and the guard keeps the model as it came
-    smiles = learn([(jitter(reading(happy=0.95), rng), ANGRY) for _ in range(3)], everyday(rng))
+    room = everyday(rng)
+    one = learn([(DISGUST_AS_SAD, DISGUST)], room)
+    assert one.used and "one correction" in one.reason  # nothing to hold it against yet: used as it is
+    # Corrections that disagree: one kind of reading said to be disgust three times and, once the adjustment read
+    # it so, put back to sad three times (the model had read those right). Leaving each out, the others read
+    # fewer right than the model alone: the model reads as it came.
+    mixed = [(jitter(DISGUST_AS_SAD, rng, 0.05), m) for m in (DISGUST, SAD) for _ in range(3)]
+    refused = learn(mixed, room)
+    assert refused.held_out_right < refused.held_out_factory, refused
+    assert not refused.used and refused.adjustment is NO_ADJUSTMENT
+    assert "fewer than the model alone" in refused.reason and "disagree" in refused.reason
+    assert refused.candidate.active  # what the corrections would give is kept for the page to describe
+    # A household "teaching" that clear smiles are angry, consistently: the bound keeps a clear smile happy even
+    # for the fit with all three, so nothing is read angry that the model read happy
+    smiles = learn([(jitter(reading(happy=0.95), rng), ANGRY) for _ in range(3)], room)
     assert np.argmax(smiles.candidate.apply(reading(happy=0.95))) == HAPPY
-    assert not smiles.used and smiles.held_out_right == 0
+    assert np.argmax(smiles.adjustment.apply(reading(happy=0.95))) == HAPPY
 
 
 def test_the_fit_takes_milliseconds():
