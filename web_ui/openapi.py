@@ -169,7 +169,13 @@ OPENAPI = {
             ),
             "delete": _op("forget every correction and what was learned from them", changes=True),
         },
-        "/api/corrections/last": {"delete": _op("undo the newest correction", changes=True)},
+        "/api/corrections/last": {
+            "delete": _op(
+                "undo the newest correction (with id: only if the newest is that one)",
+                query=[{"name": "id", "in": "query", "schema": {"type": "integer", "minimum": 0}}],
+                changes=True,
+            )
+        },
         "/api/plays": {
             "get": _op(
                 "what Moodbox played, why and how it ended, newest first",

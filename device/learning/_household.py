@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from device.events import EMOTIONS, MoodChange
+from device.events import EMOTIONS, MoodChange, mood_word
 from device.learning._adjustment import BIAS_LIMIT, Adjustment
 from device.learning._learner import NOTHING_LEARNED, Learned, LearnerSettings, learn
 from device.learning._recent import RecentReadings, weighted_average
@@ -78,7 +78,7 @@ class Household:
         if shown not in EMOTIONS:
             raise CorrectionError("Moodbox has not read a mood to correct: nobody is in view")
         if mood == shown:
-            raise CorrectionError(f"Moodbox read the room as {shown} already: pick the mood it really was")
+            raise CorrectionError(f"Moodbox reads the room as {mood_word(shown)} already: pick the mood it really is")
         faces = self.recent.last(CORRECTION_SECONDS, SEEN_WITHIN_SECONDS)
         if not faces:
             raise CorrectionError(
@@ -217,7 +217,8 @@ def changed_share(adjustment: Adjustment, p: np.ndarray) -> float:
 
 
 def summary(learned: Learned, shares: dict[str, float]) -> str:
-    """In words: "Learned from 9 corrections: reads sad less readily, angry more readily"."""
+    """In words, with the page's word for each mood: "Learned from 9 corrections: reads sad less readily, angry more
+    readily"."""
     n = learned.corrections
     if not n:
         return "Nothing learned yet: when Moodbox reads the room wrong, tell it what the mood really was."
@@ -225,12 +226,12 @@ def summary(learned: Learned, shares: dict[str, float]) -> str:
     if not learned.used:
         return f"Not using {of} yet: {learned.reason}."
     if shares:
-        less = [m for m, d in shares.items() if d < 0]
-        more = [m for m, d in shares.items() if d > 0]
+        less = [mood_word(m) for m, d in shares.items() if d < 0]
+        more = [mood_word(m) for m, d in shares.items() if d > 0]
     else:
         b = learned.adjustment.bias
-        less = [m for m, v in zip(EMOTIONS, b) if v <= -0.25]
-        more = [m for m, v in zip(EMOTIONS, b) if v >= 0.25]
+        less = [mood_word(m) for m, v in zip(EMOTIONS, b) if v <= -0.25]
+        more = [mood_word(m) for m, v in zip(EMOTIONS, b) if v >= 0.25]
     parts = ([f"reads {', '.join(less)} less readily"] if less else []) + (
         [f"{', '.join(more)} more readily" if less else f"reads {', '.join(more)} more readily"] if more else []
     )
