@@ -139,6 +139,8 @@
     return dialog.moodboxSheet;
   }
   window.moodbox.sheet = sheet;
+  // What other scripts of the page share (static/learning.js): the API call, the toast, the mood words, the clock.
+  Object.assign(window.moodbox, { api, toast, feels, clock, ago, roomState });
 
   // ---- Now ----------------------------------------------------------------------------------------------
   const countdown = (t) => {
@@ -374,10 +376,19 @@
       try { drawHistory(await api("GET", "/api/history?hours=" + $("#range").value)); } catch (e) { toast(e.message, true); }
     };
     $("#range").addEventListener("change", load);
-    $("#delete-history").addEventListener("click", async () => {
-      if (!confirm("Delete the whole mood history? This cannot be undone.")) return;
-      try { const r = await api("DELETE", "/api/history"); toast("Deleted " + r.deleted + " entries"); load(); window.dispatchEvent(new Event("moodbox:history-deleted")); }
-      catch (e) { toast(e.message, true); }
+    // "Delete my history" asks first, in a sheet that can also forget what Moodbox learned from corrections.
+    const ask = sheet($("#delete-sheet"), $("#delete-history")), also = $("#delete-corrections");
+    $("#delete-history").addEventListener("click", () => {
+      also.checked = false; $("#delete-error").hidden = true;
+      ask.open();
+    });
+    $("#delete-confirm").addEventListener("click", async () => {
+      try {
+        const r = await api("DELETE", "/api/history" + (also.checked ? "?corrections=true" : ""));
+        ask.close();
+        toast("Deleted " + r.deleted + " entries" + (also.checked ? ", and what Moodbox learned from corrections" : ""));
+        load(); window.dispatchEvent(new Event("moodbox:history-deleted"));
+      } catch (e) { $("#delete-error").hidden = false; $("#delete-error").textContent = sentence(e.message); }
     });
     load();
     setInterval(load, 60000);
