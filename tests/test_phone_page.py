@@ -722,6 +722,7 @@ def test_every_page_has_one_word_for_each_mood(phone):
     words = {"angry", "disgusted", "afraid", "happy", "sad", "surprised", "neutral"}
     chips = phone.locator("#mood-picker .chip").all_text_contents()
     assert set(chips) == words | {"Let Moodbox decide"}
+    assert set(phone.locator("#correct-sheet .chip").all_text_contents()) == words  # "Read wrong?"
     phone.goto("/settings")
     assert set(phone.locator("#music legend").all_text_contents()) == words
     phone.goto("/videos")
