@@ -225,13 +225,15 @@ def summary(learned: Learned, shares: dict[str, float]) -> str:
     of = f"{n} correction{'s' if n != 1 else ''}"
     if not learned.used:
         return f"Not using {of} yet: {learned.reason}."
-    if shares:
-        less = [mood_word(m) for m, d in shares.items() if d < 0]
-        more = [mood_word(m) for m, d in shares.items() if d > 0]
-    else:
+    if shares:  # what changes in the room's everyday readings: the two largest changes each way
+        ranked = sorted(shares.items(), key=lambda kv: -abs(kv[1]))
+        less = [mood_word(m) for m, d in ranked if d < 0][:2]
+        more = [mood_word(m) for m, d in ranked if d > 0][:2]
+    else:  # no everyday readings yet: the biases that matter (half a unit of log-odds or more), two each way
         b = learned.adjustment.bias
-        less = [mood_word(m) for m, v in zip(EMOTIONS, b) if v <= -0.25]
-        more = [mood_word(m) for m, v in zip(EMOTIONS, b) if v >= 0.25]
+        ranked = sorted(zip(EMOTIONS, b), key=lambda kv: -abs(kv[1]))
+        less = [mood_word(m) for m, v in ranked if v <= -0.5][:2]
+        more = [mood_word(m) for m, v in ranked if v >= 0.5][:2]
     parts = ([f"reads {', '.join(less)} less readily"] if less else []) + (
         [f"{', '.join(more)} more readily" if less else f"reads {', '.join(more)} more readily"] if more else []
     )

@@ -117,7 +117,7 @@ def fit_bias(
             b, f = nb, nf
         if converged:
             break
-    return b - b.mean()
+    return np.clip(b - b.mean(), -BIAS_LIMIT, BIAS_LIMIT)  # centred, and still within the limit
 
 
 def _adjustment(
