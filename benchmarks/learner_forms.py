@@ -16,7 +16,9 @@ Forms, each fitted on the corrections alone (no guard, no anchor: what the form 
 - `temperature + biases`: one scale of the log-probabilities and seven biases;
 - `linear map`: a 7x7 map of the log-probabilities and seven biases, L2 towards the identity;
 - `biases + local pulls`: the biases, and each correction pulling readings near it towards its mood.
-Then the box's learner as shipped (`device`: biases + local pulls, anchored to the everyday readings and guarded),
+Last, on one seed's 9 households of 3, each photo read with every other photo of its household given as a
+correction (about 26): how much a household's own photos can teach these forms at most. Then the box's learner
+as shipped (`device`: biases + local pulls, anchored to the everyday readings and guarded),
 and the same without its guard, without its anchor, and with uncorrected readings counted as confirmations.
 """
 
@@ -151,10 +153,21 @@ def main(argv: list[str] | None = None) -> dict:
         for label, r in (("taiwanese", tw), ("realval", rv)):
             row[f"{label}, natural 10"] = simulate(r, 10, None, args.seeds, settings)["gain_points"]
         out[name] = row
+    # How much one household's own photos can teach at most: every photo but one given as a correction, in turn
+    for name in ("biases + local pulls", "device"):
+        loo = []
+        for h in households(tw, performers, 0):
+            p, y = tw.probabilities[h], tw.labels[h]
+            for i in range(len(y)):
+                keep = np.arange(len(y)) != i
+                corr = [(p[j], int(y[j])) for j in np.flatnonzero(keep)]
+                adj = fit_form(name, corr) if name in FORMS else learn(corr, (), LearnerSettings()).adjustment
+                loo.append((p[i].argmax() == y[i], adj.apply_many(p[i : i + 1]).argmax(1)[0] == y[i]))
+        out[name]["households of 3, all others corrected"] = round(100 * float(np.diff(np.mean(loo, 0))[0]), 1)
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        cols = list(next(iter(out.values())).keys())
+        cols = list(dict.fromkeys(c for row in out.values() for c in row))
         print(f"{'form':38s}" + "".join(f"{c:>32s}" for c in cols))
         for name, row in out.items():
             print(f"{name:38s}" + "".join(f"{row.get(c, float('nan')):>+32.1f}" for c in cols))

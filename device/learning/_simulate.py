@@ -35,11 +35,15 @@ class Readings:
     no_face: tuple[str, ...]  # photos where no face was found
 
 
-def read_folder(folder: Path, model: Path | None = None) -> Readings:
+def read_folder(folder: Path, model: Path | None = None, change=None) -> Readings:
+    """Every photo's reading; `change(grey, rng)`, if given, first changes each photo (seeded per photo)."""
     pipeline = photo_pipeline(model)
     probs, labels, files, missed = [], [], [], []
-    for photo in labelled_photos(folder):
-        best = largest_face(pipeline, read_grey(photo.path))
+    for i, photo in enumerate(labelled_photos(folder)):
+        grey = read_grey(photo.path)
+        if change is not None:
+            grey = change(grey, np.random.default_rng(i))
+        best = largest_face(pipeline, grey)
         name = str(photo.path.relative_to(folder))
         if best is None:
             missed.append(name)
