@@ -284,3 +284,56 @@ def test_someone_else_playing_is_noticed(connected, fake):
     assert player.someone_else_is_playing() is False
     fake.user_plays("spotify:track:from-the-phone")
     assert player.someone_else_is_playing() is True
+
+
+# -- what the household sees over hours ------------------------------------------------------------------------
+def test_a_playlist_share_link_plays_like_its_uri(connected, fake):
+    """Spotify's "Share > Copy link" gives https://open.spotify.com/playlist/ID?si=...: the ?si= is not the ID."""
+    _, player = connected
+    link = "https://open.spotify.com/playlist/plMine0000000000000001?si=f3a9c1b2d4e54a67"
+    playing = player.play("happy", MusicSource("playlist", link, "Sunday Morning"))
+    assert fake.calls("GET", "/v1/playlists/plMine0000000000000001/items")
+    assert set(fake.playback["uris"]) <= {t["uri"] for t in fake.playlists["plMine0000000000000001"]["tracks"]}
+    assert playing.tracks and fake.playback["is_playing"]
+
+
+def test_songs_added_to_a_playlist_are_played_within_six_hours(connected, fake, monkeypatch):
+    """The track lists are kept for 6 hours, so a mood change costs Spotify one call, not four; after that the
+    household's edits to the playlist are heard."""
+    _, player = connected
+    source = MusicSource("playlist", "spotify:playlist:plMine0000000000000001", "Sunday Morning")
+    items = "/v1/playlists/plMine0000000000000001/items"
+    real, ahead = time.monotonic, [0.0]
+    monkeypatch.setattr(time, "monotonic", lambda: real() + ahead[0])
+    player.play("happy", source)
+    added = [dict(t, uri=f"spotify:track:added{i}", name=f"Added {i}") for i, t in enumerate(fake.saved[:12])]
+    fake.playlists["plMine0000000000000001"]["tracks"] = added  # the household replaced the whole list
+    ahead[0] = 6 * 3600 - 60
+    player.play("happy", source)
+    assert len(fake.calls("GET", items)) == 1 and not fake.playback["uris"][0].startswith("spotify:track:added")
+    ahead[0] = 6 * 3600 + 1
+    player.play("happy", source)
+    assert len(fake.calls("GET", items)) == 2 and all(
+        u.startswith("spotify:track:added") for u in fake.playback["uris"]
+    )
+
+
+def test_resume_plays_on_only_on_the_chosen_speaker(connected, fake):
+    """Music paused in an empty room plays on where it stopped, unless someone moved it to another speaker
+    meanwhile: then it is theirs, and Moodbox does not start it there."""
+    _, player = connected
+    player.play("happy", SEARCH)
+    assert player.pause() and not fake.playback["is_playing"]
+    kitchen = next(d for d in fake.devices if d["name"] == "Kitchen")
+    fake.playback["device"] = dict(kitchen)  # moved to the kitchen from a phone, still paused
+    plays = len(fake.calls("PUT", "/v1/me/player/play"))
+    assert player.resume() is False
+    assert len(fake.calls("PUT", "/v1/me/player/play")) == plays and not fake.playback["is_playing"]
+    fake.playback["device"] = next(dict(d) for d in fake.devices if d["name"] == "Living Room")
+    player.speaker = "LIVING room"  # names are matched as the page shows them, whatever the case
+    assert player.resume() is True and fake.playback["is_playing"]
+    resume = fake.calls("PUT", "/v1/me/player/play")[-1]
+    assert resume.query["device_id"] == ["dev-living"] and not (resume.body or {}).get("uris")
+    assert player.status()["state"] == "playing"
+    assert player.resume() is True  # already playing again: nothing to send
+    assert len(fake.calls("PUT", "/v1/me/player/play")) == plays + 1
