@@ -9,9 +9,9 @@ never ends), which counts as caught. "no tests" is code that no test of the modu
 
 Each module runs in a scratch copy of the checkout under .mutation/<module>/ (git-ignored), with a mutmut setting
 of its own, so its mutants are judged by its own test files only and the runs do not share results. A second run
-of a module whose code and tests are unchanged reuses mutmut's results; --fresh starts over. Prints, for each
-module, the counts and the score (killed + timeout over all), and with --list the surviving mutants' names
-(`cd .mutation/<module> && ../../.venv/bin/mutmut show NAME` shows one as a diff).
+of a module whose code and tests are unchanged reuses mutmut's results; any change starts that module over, as
+--fresh does. Prints, for each module, the counts and the score (killed + timeout over all), and with --list the
+surviving mutants' names (`cd .mutation/<module> && ../../.venv/bin/mutmut show NAME` shows one as a diff).
 
 Not part of `./setup.sh test`: all five take about 20 minutes on 2 cores (README, "Mutation testing").
 """
@@ -19,6 +19,7 @@ Not part of `./setup.sh test`: all five take about 20 minutes on 2 cores (README
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -67,7 +68,7 @@ def settings(path: str, tests: list[str]) -> str:
             # no timeout plugin fights mutmut's own; slow tests stay out; no cache writes from 2 workers at once
             'pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "not slow", "-o", "timeout=0"]',
             "use_git_change_detection = false",
-            "timeout_multiplier = 5.0",
+            "timeout_multiplier = 3.0",
             "",
         ]
     )
@@ -78,7 +79,12 @@ def scratch(name: str, fresh: bool) -> Path:
     ../shared beside its `mutants/` copy, where the tests look for their data."""
     path, tests = MODULES[name]
     here = WORK / name
-    if fresh and here.exists():
+    inputs = hashlib.sha256(settings(path, tests).encode())
+    for folder in COPIED:  # any change in the code or the tests: mutmut's earlier results no longer hold
+        for f in sorted((REPO / folder).rglob("*.py")):
+            inputs.update(f.read_bytes())
+    stamp = here / "inputs.sha256"
+    if here.exists() and (fresh or not stamp.exists() or stamp.read_text() != inputs.hexdigest()):
         shutil.rmtree(here)
     here.mkdir(parents=True, exist_ok=True)
     for folder in COPIED:
@@ -92,6 +98,7 @@ def scratch(name: str, fresh: bool) -> Path:
     if (REPO / ".venv").exists() and not (here / "mutants" / ".venv").exists():
         (here / "mutants").mkdir(exist_ok=True)
         (here / "mutants" / ".venv").symlink_to((REPO / ".venv").resolve())
+    stamp.write_text(inputs.hexdigest())
     return here
 
 
