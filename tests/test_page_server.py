@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import time
 
 import pytest
 
 from web_ui.server import Limits, PageServer
 
+REASONS = {400: "Bad Request", 408: "Request Timeout", 411: "Length Required", 413: "Content Too Large"}
+REASONS |= {431: "Request Header Fields Too Large", 501: "Not Implemented", 505: "HTTP Version Not Supported"}
+
+WSGI = ("wsgi.version", "wsgi.url_scheme", "wsgi.input_terminated", "wsgi.multithread", "wsgi.multiprocess")
+WSGI += ("wsgi.run_once",)
 SHORT = Limits(max_connections=8, workers=2, idle_seconds=0.4, request_seconds=0.4, write_seconds=0.4)
 BIG = 32 * 1024 * 1024  # more than loopback's socket buffers hold: a client that does not read blocks the send
 
@@ -29,7 +35,7 @@ class Stream:
         for i in range(3):
             yield f"data: {i}\n\n".encode()
 
-    def close(self) -> None:
+    async def aclose(self) -> None:  # the loop's way to end it, awaited
         self.closed = True
 
 
@@ -64,6 +70,11 @@ def app(environ, start_response):
         "remote": environ["REMOTE_ADDR"],
         "local": environ["moodbox.local_addr"],
         "port": environ["SERVER_PORT"],
+        "wsgi": {k: environ[k] for k in WSGI},
+        "server_name": environ["SERVER_NAME"],
+        "script_name": environ["SCRIPT_NAME"],
+        "remote_port": environ["REMOTE_PORT"],
+        "errors": environ["wsgi.errors"] is sys.stderr,
     }
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps(seen).encode()]
@@ -176,6 +187,7 @@ def test_a_head_that_does_not_arrive_in_time_gets_a_408(server):
                 break
         status, headers, body = response(s)
         assert status == 408 and "0.4 s" in json.loads(body)["error"] and headers["connection"] == "close"
+        assert headers["content-type"] == "application/json"
         assert 0.3 < time.monotonic() - started < 1.5
 
 
@@ -273,6 +285,7 @@ def test_a_malformed_request_gets_its_status_at_once_and_a_close(server, raw, st
     with connect(server) as s:
         started = time.monotonic()
         s.sendall(raw)
+        assert s.recv(64, socket.MSG_PEEK).startswith(f"HTTP/1.1 {status} {REASONS[status]}\r\n".encode())
         got, headers, body = response(s)
         assert got == status, body
         assert json.loads(body)["error"] and headers["connection"] == "close"
@@ -287,10 +300,21 @@ def test_the_app_sees_the_request_as_wsgi_says(server):
             b"X-Forwarded-For: 1.2.3.4\r\nX_Forwarded_For: 6.6.6.6\r\nAccept: a\r\nAccept: b\r\n\r\n"
         )
         seen = json.loads(response(s)[2])
+        client_port = s.getsockname()[1]
     assert seen["path"] == "/caf\u00c3\u00a9/x" and seen["query"] == "q=1"  # WSGI's latin-1 of the UTF-8 bytes
     assert seen["HTTP_COOKIE"] == "a=1; b=2" and seen["HTTP_ACCEPT"] == "a,b" and seen["HTTP_HOST"] == "moodbox.local"
     assert seen["HTTP_X_FORWARDED_FOR"] == "1.2.3.4"  # the underscore spelling cannot pose as it
     assert seen["remote"] == "127.0.0.1" and seen["local"] == "127.0.0.1" and seen["port"] == str(server.port)
+    assert seen["server_name"] == "127.0.0.1" and seen["script_name"] == "" and seen["errors"]
+    assert seen["remote_port"] == str(client_port)
+    assert seen["wsgi"] == {
+        "wsgi.version": [1, 0],
+        "wsgi.url_scheme": "http",
+        "wsgi.input_terminated": True,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
     with connect(server) as s:  # absolute form: the target's host is the host
         s.sendall(b"GET http://moodbox.local:8080/p?x=2 HTTP/1.1\r\nHost: evil.example\r\n\r\n")
         seen = json.loads(response(s)[2])
