@@ -133,6 +133,9 @@ def test_a_live_camera_is_never_kept_waiting(detector, classifier, justin_small)
     assert pipeline.dropped > 0 and pipeline.frames + pipeline.dropped == 60 == pipeline.mailbox.captured
     assert len(beats) == pipeline.frames  # the watchdog hears of every frame analysed
     assert pipeline.engine.heard[-1].t == pytest.approx(60 / 200, abs=0.02)  # the last frame is never dropped
+    latency = pipeline.latency_ms()  # the System page: how long a frame waited, and the wait for it, in 0.01 ms
+    assert latency["age"] > 0 and latency["capture"] >= 0 and latency["detect"] > 0
+    assert all(isinstance(v, float) and v == round(v, 2) for v in latency.values()), latency
 
 
 def test_max_fps_skips_a_live_camera_frames_and_keeps_the_watchdog_fed(detector, classifier, justin_small):
@@ -142,6 +145,9 @@ def test_max_fps_skips_a_live_camera_frames_and_keeps_the_watchdog_fed(detector,
     run_to_the_end(pipeline, CameraFeed(lambda: _opened(camera)), heartbeat=lambda: beats.append(1), max_fps=5)
     assert 4 <= pipeline.frames <= 7, pipeline.frames
     assert len(beats) > pipeline.frames  # skipped frames feed the watchdog too
+    slow = Pipeline(detector, classifier, Listening())  # under one frame a second
+    run_to_the_end(slow, CameraFeed(lambda: _opened(LiveCamera(justin_small, fps=50, frames=25))), max_fps=0.5)
+    assert slow.frames == 1
 
 
 def _opened(camera):
