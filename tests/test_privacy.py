@@ -165,10 +165,10 @@ def test_the_running_daemon_writes_no_image_and_serves_none(tmp_path):
             assert time.monotonic() < deadline, "the daemon did not analyse a frame within 60 s"
             time.sleep(0.2)
         http = login(base, tmp_path / "home" / ".state" / "moodbox")
-        # Frames analysed until the mood changed twice: the demo's faces were read, and the music would follow.
+        # Frames analysed until the mood changed: the demo's faces were read, and the music would follow.
         deadline = time.monotonic() + 60
-        while len(moods := {m.payload for m in everything.messages if m.topic == "moodbox/test/mood"}) < 3:
-            assert time.monotonic() < deadline, f"the mood did not change twice in 60 s: {moods}"
+        while len(moods := {m.payload for m in everything.messages if m.topic == "moodbox/test/mood"}) < 2:
+            assert time.monotonic() < deadline, f"the mood did not change in 60 s: {moods}"
             time.sleep(0.2)
         for path in ("/", "/system", "/api/state", "/healthz", "/static/app.js", "/api/preview.jpg"):
             r = http.get(base + path, timeout=5)
