@@ -638,3 +638,26 @@ def test_the_page_is_told_what_holds_the_music_back_and_until_when(tmp_path):
         holder["s"] = holder["s"].model_copy(update={"autoplay": False})
         auto.step()
         assert shown()["enabled"] is False and shown()["pause_at"] is None
+
+
+def test_a_new_speaker_gets_the_room_s_mood_at_once_and_a_poke_ends_a_wait(rig):
+    """Another speaker chosen in Settings: the page stops showing the old one's track, and the room's mood plays on
+    the new one now, cooldown or not. "Try now" on the page ends a wait for Spotify."""
+    fake, auto, _, clock, view = rig
+    mood(auto, clock, "happy")
+    auto.step()
+    assert view.snapshot()["playing"]["speaker"] == "Living Room"
+    auto.player.speaker = "Kitchen"
+    auto.restart()
+    assert view.snapshot()["playing"] is None and auto.playing is None
+    clock.advance(10)
+    auto.step()
+    assert plays(fake) == 2 and fake.playback["device"]["name"] == "Kitchen"
+    assert view.snapshot()["playing"]["speaker"] == "Kitchen"
+    clock.advance(600)
+    mood(auto, clock, "sad")
+    fake.fail("GET", "/v1/me/player/devices", 429, headers={"Retry-After": "600"})
+    assert auto.step() >= 600
+    auto.poke()
+    auto.step()
+    assert plays(fake) == 3 and auto.played_mood == "sad"
