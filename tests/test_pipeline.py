@@ -315,3 +315,39 @@ def test_the_mailbox_ends_on_stop_and_a_waiting_source_gives_up_on_stop():
     assert time.monotonic() - started < 1 and box.dropped == 1
     assert box.take(threading.Event())[0] is frame
     assert box.take(stop) is None
+
+
+def test_an_empty_room_shows_every_stage_but_classify_and_keeps_no_frame(detector, classifier, justin_small):
+    """The System page's latencies after frames with nobody in them: no classify time (0 ms would hide a face's
+    cost), the rest as measured. No frame is kept unless the owner's live preview asks for it."""
+    pipeline = Pipeline(detector, classifier, MoodEngine())
+    empty = np.full_like(justin_small, 128)
+    for i in range(3):
+        pipeline.process(Frame(empty, i / 10, i), capture_ms=1.0, age_ms=2.0)
+        assert pipeline.last_grey is None
+    assert set(pipeline.latency_ms()) == {"capture", "age", "detect", "mood"}
+
+
+def test_the_stage_times_are_milliseconds(monkeypatch, detector, justin_small):
+    """A classifier slowed to 40 ms a face shows as about 40 ms of classify, not 0.04 or 40000."""
+    monkeypatch.setenv("MOODBOX_TEST_CLASSIFY_DELAY_MS", "40")
+    pipeline = Pipeline(detector, EmotionClassifier(), MoodEngine())
+    for i in range(3):
+        reading, _ = pipeline.process(Frame(justin_small, i / 10, i))
+        assert 40 <= reading.timings_ms["classify"] < 1000 and 0 < reading.timings_ms["detect"] < 1000
+        assert 0 < reading.timings_ms["mood"] < 100
+    assert 40 <= pipeline.latency_ms()["classify"] < 1000
+
+
+@pytest.mark.parametrize(("left", "width", "ignored"), [(0.0, 0.4, False), (0.4, 0.2, True), (0.5, 0.5, True)])
+def test_a_face_is_ignored_by_where_its_centre_is(detector, classifier, justin_small, left, width, ignored):
+    """An area over part of a face ignores it only if the face's centre is in it (edges included)."""
+    pipeline = Pipeline(detector, classifier, Listening())
+    (face,) = pipeline.process(Frame(justin_small, 0.0, 0))[0].faces
+    h, w = justin_small.shape
+    cx, cy = (face.face.x + face.face.w / 2) / w, (face.face.y + face.face.h / 2) / h
+    fx, fw = face.face.x / w, face.face.w / w
+    area_x = cx if left == 0.5 else fx + left * fw  # (0.5, 0.5): from the centre itself
+    pipeline.ignored_areas = ((area_x, cy if left == 0.5 else 0.0, width * fw, 1.0),)
+    reading, _ = pipeline.process(Frame(justin_small, 0.1, 1))
+    assert (len(reading.ignored), len(reading.faces)) == ((1, 0) if ignored else (0, 1))
