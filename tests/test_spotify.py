@@ -442,3 +442,87 @@ def test_the_playlist_editor_gets_names_and_sizes(connected):
         {"uri": "spotify:playlist:plOther000000000000002", "name": "Editorial Hits", "tracks": 8},
     ]
     assert player.playlists("EDITORIAL") == [player.playlists()[1]]
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "headers", "state", "message", "wait"),
+    [
+        (
+            429,
+            None,
+            {"Retry-After": "12"},
+            "rate-limited",
+            "Spotify asked Moodbox to slow down; next try in 12 s",
+            (12, 12),
+        ),
+        (429, None, {}, "rate-limited", "Spotify asked Moodbox to slow down; next try in 30 s", (30, 30)),
+        (
+            429,
+            None,
+            {"Retry-After": "soon"},
+            "rate-limited",
+            "Spotify asked Moodbox to slow down; next try in 30 s",
+            (30, 30),
+        ),
+        (
+            429,
+            "QUOTA_EXCEEDED",
+            {"Retry-After": "60"},
+            "quota-exceeded",
+            "the Spotify app's quota is used up; Moodbox pauses Spotify calls and tries again later",
+            (3600, 3600),
+        ),
+        (
+            403,
+            "PREMIUM_REQUIRED",
+            {},
+            "premium-required",
+            "Spotify playback control needs a Premium account: sign in with a Premium account in Settings",
+            None,
+        ),
+        (
+            403,
+            None,
+            {},
+            "forbidden",
+            "Spotify refused the request (is this account on the app's allow-list in the Spotify developer dashboard?)",
+            None,
+        ),
+        (
+            404,
+            "NO_ACTIVE_DEVICE",
+            {},
+            "no-active-device",
+            "no active Spotify device: Moodbox will wake the speaker",
+            (5, 5),
+        ),
+        (503, None, {}, "spotify-unavailable", "Spotify is having trouble (503); trying again soon", (20, 40)),
+        (400, None, {}, "spotify-error", "Spotify answered 400: what went wrong", None),
+    ],
+)
+def test_each_refusal_is_named_with_its_fix_and_its_wait(
+    connected, fake, status, reason, headers, state, message, wait
+):
+    """What the page shows for each answer Spotify gives, and how long Moodbox waits before asking again."""
+    _, player = connected
+    fake.fail("GET", "/v1/me/player/devices", status, reason, "what went wrong", headers=headers, times=3)
+    with pytest.raises(PlayerError) as err:
+        player.devices()
+    assert (err.value.state, str(err.value)) == (state, message)
+    if wait is None:
+        assert err.value.retry_after is None
+    else:
+        assert wait[0] <= err.value.retry_after <= wait[1]
+
+
+def test_the_speaker_list_for_settings(connected, fake):
+    _, player = connected
+    fake.devices.append({"id": None, "name": "Phone", "type": "Smartphone"})  # Spotify can leave fields out
+    assert player.devices() == [
+        {"id": "dev-kitchen", "name": "Kitchen", "type": "Speaker", "is_active": False, "is_restricted": False},
+        {"id": "dev-living", "name": "Living Room", "type": "Speaker", "is_active": False, "is_restricted": False},
+        {"id": "dev-tv", "name": "Living Room TV", "type": "TV", "is_active": False, "is_restricted": True},
+        {"id": None, "name": "Phone", "type": "Smartphone", "is_active": False, "is_restricted": False},
+    ]
+    fake.devices[-1] = {"id": "dev-x"}
+    assert player.devices()[-1] == {"id": "dev-x", "name": "", "type": "", "is_active": False, "is_restricted": False}
