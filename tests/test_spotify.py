@@ -397,6 +397,7 @@ def test_only_playable_tracks_are_played_and_an_empty_source_is_explained(connec
 
 def test_the_speaker_problems_say_what_to_do(connected, fake):
     _, player = connected
+    assert (player.status()["state"], player.status()["message"]) == ("idle", "")  # nothing asked of it yet
     player.speaker = ""
     with pytest.raises(PlayerError) as err:
         player.play("happy", SEARCH)
