@@ -91,7 +91,7 @@ class MoodEngine:
 
         if not self._window:
             self._candidate = None
-            gone_since = self._last_face_t if self._last_face_t is not None else None
+            gone_since = self._last_face_t
             if self.mood != NOBODY and gone_since is not None and t - gone_since >= s.nobody_after_seconds:
                 return self._change(NOBODY, 1.0, t)
             return None

@@ -48,6 +48,17 @@ def _stage_line(n: int, st: dict) -> str:
     )
 
 
+def _float_note(results: dict) -> str:
+    """Where the float numbers come from when the float checkpoint was not on the machine that measured the rest."""
+    when = results.get("float_measured_on")
+    if not when:
+        return ""
+    return (
+        f"\nThe float columns here and below were measured by {when}; the checkpoint is not on the machine that "
+        "measured the int8 numbers, so they were kept.\n"
+    )
+
+
 def _training_summary(meta: dict) -> str:
     stages = meta.get("training", {}).get("stages")
     if not stages:
@@ -561,7 +572,7 @@ committed model. Do not edit the numbers by hand.*
 | float to int8 change (PrivateTest) | {"n/a" if gap is None else f"{gap:+.2f} points (float minus int8)"} |
 | int8 latency, batch 1, 2 threads | median {lat["median"]:.2f} ms, p95 {lat["p95"]:.2f} ms ({lat["runs"]} runs; {
         results["machine"]
-    }) |
+    }{", " + results["measured_on"] if results.get("measured_on") else ""}) |
 | Training | {_training_summary(meta)} |
 
 ## Accuracy
@@ -572,7 +583,7 @@ reported for comparison with the literature and is not used on the device.
 | split | float | int8 | float, flip TTA | int8, flip TTA | int8 macro-F1 |
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
-
+{_float_note(results)}
 Per-class recall on PrivateTest:
 
 | class | int8 | float |

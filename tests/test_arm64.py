@@ -113,3 +113,18 @@ def test_the_arm64_apt_uses_this_machines_debian_mirrors(tmp_path):
     (tmp_path / "sources.list.d" / "vendor.list").write_text("deb https://packages.vendor.example/apt cloud-sdk main\n")
     assert debian.mirrors(tmp_path) == ("http://mirror.example/debian", "http://mirror.example/debian-security")
     assert debian.mirrors(tmp_path / "none") == (debian.DEBIAN, debian.SECURITY)
+
+
+def test_the_readme_says_what_moodbox_replay_gives_on_the_arm64_check_clip(tmp_path):
+    """The README quotes this machine's `moodbox replay` of the clip the arm64 check cuts: the sentence must say
+    what the command says today, with the shipped model."""
+    from deploy.arm64 import check
+
+    clip = check.first_seconds(
+        check.MEDIA / "phone_smile.mp4", check.CLIP_SECONDS, check.CLIP_STEP, tmp_path / "phone_smile_start.mp4"
+    )
+    env = check.command_env(tmp_path / "home")
+    replay = check.json_from(check.moodbox([sys.executable], env, "replay", str(clip), "--json", what="replay"))
+    said = f"x86-64 gives {replay['frames_with_faces']} frames with a face, {check.changes(replay)} on the same clip"
+    readme = " ".join((REPO / "README.md").read_text().split())
+    assert said in readme, f"README.md should say: {said}"

@@ -62,7 +62,8 @@ def test_a_settled_mood_starts_music(rig):
     mood(auto, clock, "happy")
     auto.step()
     assert plays(fake) == 1 and auto.played_mood == "happy"
-    assert view.snapshot()["playing"]["mood"] == "happy"
+    shown = view.snapshot()["playing"]
+    assert shown["mood"] == "happy" and shown["source"]["description"] == 'Spotify search "feel good pop"'
     auto.step()
     assert plays(fake) == 1  # the same mood does not restart the music
 
@@ -97,6 +98,66 @@ def test_hands_off_after_someone_picks_music_from_their_phone(rig):
     fake.user_plays("spotify:track:still-theirs")
     auto.step()  # hands-off time is over: Moodbox leads again
     assert plays(fake) == 2
+
+
+def test_not_my_mood_plays_even_while_someone_else_s_music_holds_moodbox_back(rig):
+    """Hands off keeps Moodbox's own changes away from music someone chose; a household member who presses "Not
+    my mood" on the page asks for the change, so it plays at once."""
+    fake, auto, _holder, clock, _ = rig
+    mood(auto, clock, "happy")
+    auto.step()
+    fake.user_plays("spotify:track:picked-on-a-phone")
+    clock.advance(600)
+    mood(auto, clock, "sad")
+    auto.step()
+    assert plays(fake) == 1 and auto.waiting.startswith("hands off")
+    clock.advance(60)
+    auto.set_override("angry")
+    auto.step()
+    assert (
+        plays(fake) == 2
+        and auto.played_mood == "angry"
+        and fake.playback["item"]["uri"] != "spotify:track:picked-on-a-phone"
+    )
+    # "Let Moodbox decide" plays the room's mood now, hands off or not, and with no new cooldown.
+    clock.advance(60)
+    auto.set_override(None)
+    auto.step()
+    assert plays(fake) == 3 and auto.played_mood == "sad"
+
+
+@pytest.mark.parametrize(
+    ("problem", "state"),
+    [("no Premium", "premium-required"), ("no speaker chosen", "no-speaker"), ("disconnected", "reconnect")],
+)
+def test_a_problem_only_a_person_can_fix_is_tried_again_after_five_minutes(rig, problem, state):
+    """Spotify gives no time to wait for these: Moodbox asks again after 5 minutes (plus up to 10%), not on every
+    decision, and says what is wrong meanwhile."""
+    fake, auto, _holder, clock, view = rig
+    if problem == "no Premium":
+        fake.premium = False
+    elif problem == "no speaker chosen":
+        auto.player.speaker = ""
+    else:
+        fake.revoke_all_tokens()
+        fake.expire_access_tokens()
+    mood(auto, clock, "happy")
+    wait = auto.step()
+    assert 300 <= wait <= 330 and auto.next_at == pytest.approx(clock() + wait)
+    assert plays(fake) == 0 and auto.player.status()["state"] == state
+    assert view.snapshot()["errors"][-1] | {"at": 0} == {"source": "spotify", "message": auto.waiting, "at": 0}
+    asked = len(fake.requests)
+    for _ in range(5):  # the worker wakes for other reasons meanwhile: it must not ask Spotify again
+        clock.advance(50)
+        assert 0 < auto.step() <= wait - 49
+    assert len(fake.requests) == asked
+    fake.premium = True
+    auto.player.speaker = "Living Room"
+    if problem == "disconnected":
+        connect(fake, auto.player.auth)
+    clock.advance(wait)
+    auto.step()
+    assert plays(fake) == 1 and auto.played_mood == "happy"
 
 
 def test_paused_autoplay_and_quiet_hours_leave_the_speaker_alone(rig):
@@ -195,6 +256,22 @@ def test_slow_spotify_never_holds_up_the_frame_loop(rig):
         bus.close()
 
 
+def test_the_worker_tries_again_by_itself_when_spotify_s_time_is_up(rig):
+    """Nothing else happens after a refused play: the worker wakes on its own at Spotify's Retry-After."""
+    fake, auto, _, _clock, _ = rig
+    auto._clock = time.monotonic
+    fake.fail("GET", "/v1/me/player/devices", 429, headers={"Retry-After": "1"})
+    auto.start()
+    try:
+        auto.on_mood(MoodChange("happy", "nobody", 0.9, 0.0, time.time()))
+        started = time.monotonic()
+        assert plays_within(fake, 5) == 1
+        assert 1.0 <= time.monotonic() - started < 3, "played before Spotify's time, or long after it"
+    finally:
+        auto.stop()
+    assert not any(t.name == "autoplay" for t in threading.enumerate()), "the worker outlived stop()"
+
+
 def test_only_frames_with_a_face_in_the_dark_reach_auto_play():
     """Wired as the daemon wires it: the filter runs on the frame loop's thread, so ordinary frames queue nothing."""
     from device.events import Face, Reading
@@ -281,11 +358,11 @@ def test_an_empty_room_pauses_moodbox_music_and_the_next_mood_starts_it_again(ri
     shown = view.snapshot()["playing"]
     assert shown["paused"] is True and shown["mood"] == "happy"  # the page says what was paused
     assert auto.player.status()["state"] == "paused"
-    clock.advance(3600)
+    clock.advance(60)
     auto.step()
     assert len(pauses(fake)) == 1  # paused once, not again every minute
     clock.advance(60)
-    mood(auto, clock, "sad")  # back, well inside the 30-minute cooldown of the last change
+    mood(auto, clock, "sad")  # back 12 minutes after the last change: well inside its 30-minute cooldown
     auto.step()
     assert plays(fake) == 2 and auto.played_mood == "sad" and fake.playback["is_playing"]
     assert "paused" not in view.snapshot()["playing"] and auto.paused_at is None
@@ -319,7 +396,7 @@ def empty_then_back(auto: AutoPlay, clock: Clock, back_as: str) -> None:
     clock.advance(11 * 60)
     auto.step()
     assert auto.paused is not None
-    clock.advance(20 * 60)
+    clock.advance(5 * 60)  # back 16 minutes after the last change, inside the tests' 30-minute cooldown
     mood(auto, clock, back_as)
 
 
@@ -434,6 +511,26 @@ def test_a_pause_spotify_refuses_is_tried_again_and_shown(rig):
     assert not fake.playback["is_playing"] and view.snapshot()["playing"]["paused"]
 
 
+def test_a_pause_that_needs_a_person_is_tried_again_after_five_minutes(rig):
+    fake, auto, holder, clock, view = rig
+    holder["s"] = holder["s"].model_copy(update={"pause_when_empty_minutes": 1})
+    mood(auto, clock, "happy")
+    auto.step()
+    mood(auto, clock, "nobody")
+    clock.advance(120)
+    fake.revoke_all_tokens()  # Spotify access was withdrawn: someone must reconnect
+    fake.expire_access_tokens()
+    wait = auto.step()
+    assert 300 <= wait <= 330 and fake.playback["is_playing"] and "reconnect" in auto.waiting
+    assert view.snapshot()["errors"][-1]["source"] == "spotify"
+    clock.advance(wait - 1)
+    assert auto.step() == pytest.approx(1) and "reconnect Spotify" in auto.waiting  # still said, no new try
+    connect(fake, auto.player.auth)
+    clock.advance(1)
+    auto.step()
+    assert not fake.playback["is_playing"] and auto.waiting == "nobody here"
+
+
 def test_a_wall_clock_jump_after_boot_ends_no_hold_and_the_page_gets_wall_times(tmp_path):
     """A Pi has no real-time clock: NTP moves its wall clock by hours after boot. Holds count on the monotonic
     clock; the page and Home Assistant still get wall-clock times."""
@@ -462,3 +559,119 @@ def test_a_wall_clock_jump_after_boot_ends_no_hold_and_the_page_gets_wall_times(
         mono.advance(29 * 60 + 1)
         auto.step()
         assert auto.played_mood == "happy" and plays(fake) == 3
+
+
+def test_the_page_is_told_what_holds_the_music_back_and_until_when(tmp_path):
+    """The page's "Next" line and the auto-play card come from what auto-play publishes: what plays next, what
+    holds it back, and until when, in wall-clock time (here 1000 s ahead of the monotonic clock)."""
+    with FakeSpotify() as fake:
+        auth, player = make(fake, tmp_path)
+        connect(fake, auth)
+        holder = {"s": Settings(speaker="Living Room", cooldown_minutes=3, hands_off_minutes=30)}
+        mono, view = Clock(), RoomView()
+        auto = AutoPlay(player, view, lambda: holder["s"], clock=mono, wall=lambda: mono() + 1000)
+
+        def shown() -> dict:
+            return view.snapshot()["autoplay"]
+
+        def at(t: float) -> float:
+            return round(t + 1000, 3)
+
+        assert auto.step() == 60  # nothing to decide until something happens
+        quiet = {"enabled": True, "waiting": "nobody here", "override": None, "hands_off_until": None}
+        quiet |= {"retry_at": None, "next": None, "pause_at": None}
+        assert {k: shown()[k] for k in quiet} == quiet
+        mood(auto, mono, "happy")
+        assert auto.step() == 60 and shown()["waiting"] == "" and shown()["next"] is None
+        assert view.snapshot()["player"]["state"] == "playing" and auto.plays == 1
+        played_at = mono()
+
+        mono.advance(60)  # a new mood inside the cooldown
+        mood(auto, mono, "sad")
+        assert auto.step() == pytest.approx(120)
+        assert shown()["next"] == {
+            "mood": "sad",
+            "music": 'Spotify search "mellow acoustic"',
+            "at": at(played_at + 180),
+            "held_by": "cooldown: next change in 2 min",
+        }
+        mono.advance(100)
+        auto.step()
+        assert shown()["next"]["held_by"] == "cooldown: next change in 0 min" and auto.plays == 1
+        mono.advance(20)  # the cooldown is over to the second
+        auto.step()
+        assert auto.plays == 2 and shown()["next"] is None
+
+        fake.user_plays("spotify:track:picked-on-a-phone")  # someone's own music, then a new mood
+        mono.advance(181)
+        mood(auto, mono, "angry")
+        assert auto.step() == pytest.approx(30 * 60)
+        assert shown()["hands_off_until"] == at(mono() + 30 * 60)
+        assert shown()["next"] == {
+            "mood": "angry",
+            "music": holder["s"].music_for("angry").describe(),
+            "at": at(mono() + 30 * 60),
+            "held_by": "hands off: someone chose the music",
+        }
+        mono.advance(30 * 60 - 1)
+        auto.step()
+        assert auto.plays == 2 and shown()["next"]["held_by"].startswith("hands off")
+        mono.advance(1)  # the hands-off time is over to the second
+        auto.step()
+        assert auto.plays == 3
+
+        mono.advance(181)
+        mood(auto, mono, "surprise")
+        fake.fail("GET", "/v1/me/player/devices", 429, headers={"Retry-After": "90"})
+        wait = auto.step()  # Spotify says: not now
+        assert 90 <= wait <= 99 and shown()["retry_at"] == at(mono() + wait)
+        assert shown()["next"]["at"] == at(mono() + wait) and shown()["next"]["held_by"].startswith("Spotify asked")
+        mono.advance(wait - 0.01)
+        assert 0 < auto.step() <= 0.05 and auto.plays == 3  # the worker waits at least 50 ms, never spins
+        mono.advance(0.01)
+        auto.step()
+        assert auto.plays == 4 and shown()["retry_at"] is None and shown()["next"] is None
+
+        music = holder["s"].music | {"fear": None}
+        holder["s"] = holder["s"].model_copy(update={"music": {k: v for k, v in music.items() if v is not None}})
+        auto.set_override("fear")
+        assert auto.step() == 60 and shown()["waiting"] == "no music chosen for fear" and auto.plays == 4
+        assert shown()["override"] == {"mood": "fear", "until": at(mono() + 30 * 60)}
+        assert shown()["next"] == {"mood": "fear", "music": "", "at": None, "held_by": "no music chosen for fear"}
+
+        auto.set_override(None)
+        holder["s"] = holder["s"].model_copy(update={"pause_when_empty_minutes": 10})
+        mono.advance(5)
+        mood(auto, mono, "nobody")
+        assert auto.step() == pytest.approx(600) and shown()["pause_at"] == at(mono() + 600)
+        assert shown()["next"] is None and shown()["waiting"] == "nobody here"
+        auto.set_override("happy")  # the household chose music for the empty room: it is not paused
+        auto.step()
+        assert shown()["pause_at"] is None
+        auto.set_override(None)
+        holder["s"] = holder["s"].model_copy(update={"autoplay": False})
+        auto.step()
+        assert shown()["enabled"] is False and shown()["pause_at"] is None
+
+
+def test_a_new_speaker_gets_the_room_s_mood_at_once_and_a_poke_ends_a_wait(rig):
+    """Another speaker chosen in Settings: the page stops showing the old one's track, and the room's mood plays on
+    the new one now, cooldown or not. "Try now" on the page ends a wait for Spotify."""
+    fake, auto, _, clock, view = rig
+    mood(auto, clock, "happy")
+    auto.step()
+    assert view.snapshot()["playing"]["speaker"] == "Living Room"
+    auto.player.speaker = "Kitchen"
+    auto.restart()
+    assert view.snapshot()["playing"] is None and auto.playing is None
+    clock.advance(10)
+    auto.step()
+    assert plays(fake) == 2 and fake.playback["device"]["name"] == "Kitchen"
+    assert view.snapshot()["playing"]["speaker"] == "Kitchen"
+    clock.advance(600)
+    mood(auto, clock, "sad")
+    fake.fail("GET", "/v1/me/player/devices", 429, headers={"Retry-After": "600"})
+    assert auto.step() >= 600
+    auto.poke()
+    auto.step()
+    assert plays(fake) == 3 and auto.played_mood == "sad"

@@ -294,8 +294,11 @@ def test_privacy_pause_closes_the_camera(media):
     feed.paused.set()
     t = threading.Thread(target=feed.next_frame, args=(stop,))
     t.start()
-    time.sleep(0.3)
-    assert feed.state == "off" and feed.camera is None and cams[0]._cap is None
+    deadline = time.monotonic() + 5
+    while feed.state != "off":
+        assert time.monotonic() < deadline, f"privacy mode did not close the camera in 5 s: {feed.state}"
+        time.sleep(0.01)
+    assert feed.camera is None and cams[0]._cap is None and t.is_alive()  # closed, and waiting to reopen
     feed.paused.clear()
     t.join(3)
     assert feed.state == "live" and len(cams) == 2

@@ -129,6 +129,8 @@ def test_shipped_model_reads_a_real_face(classifier, detector, justin_grey):
     face = detector.detect(small)[0].scaled(justin_grey.shape[1] / 320)
     p = classifier.classify(justin_grey, face)
     assert p.shape == (7,) and p.sum() == pytest.approx(1, abs=1e-6) and (p >= 0).all()
+    # justin.jpg smiles: the shipped model reads happy, and surely (0.71 today; neutral is next at 0.28).
+    assert EMOTIONS[int(p.argmax())] == "happy" and p[EMOTIONS.index("happy")] > 0.6, dict(zip(EMOTIONS, p))
 
 
 def test_crop_follows_the_framing(classifier):

@@ -33,10 +33,11 @@ def test_the_crowd_shows_five_faces_with_the_expression_asked_for(classifier, de
 
 def test_a_slow_classifier_spreads_the_faces_over_frames_within_its_budget(monkeypatch):
     from device.events import Frame
-    from device.mood import MoodEngine
+    from tests.test_pipeline import Listening
 
     monkeypatch.setenv("MOODBOX_TEST_CLASSIFY_DELAY_MS", "40")
-    pipeline = Pipeline(make_detector("blazeface"), EmotionClassifier(), MoodEngine(), classify_budget_ms=100)
+    engine = Listening()
+    pipeline = Pipeline(make_detector("blazeface"), EmotionClassifier(), engine, classify_budget_ms=100)
     grey = crowd_frames("happy", variants=1)[0]
     took = []
     for i in range(6):
@@ -48,6 +49,10 @@ def test_a_slow_classifier_spreads_the_faces_over_frames_within_its_budget(monke
     assert len(reading.faces) == 5
     assert {f.emotion for f in reading.faces} == {"happy"}
     assert max(took) < 0.2, took
+    # The mood engine hears only the faces read in each frame: at most three, never the five the page shows.
+    heard = [len(r.faces) for r in engine.heard]
+    assert all(1 <= n <= 3 for n in heard), heard
+    assert {f.emotion for r in engine.heard for f in r.faces} == {"happy"}
 
 
 def test_the_mailbox_keeps_the_newest_frame_and_drops_the_rest():

@@ -268,13 +268,15 @@ def test_5xx_is_retried_a_bounded_number_of_times(connected, fake):
     assert len(fake.calls("GET", "/v1/me/player/devices")) == 3  # 1 + 2 retries, then give up
 
 
-def test_a_slow_spotify_times_out(connected, fake):
-    _, player = connected
-    fake.fail("GET", "/v1/me/player/devices", 0, delay=3.0, times=2)  # slower than the 1 s read timeout, twice
+def test_a_slow_spotify_times_out(fake, tmp_path):
+    auth, player = make(fake, tmp_path, timeout=(0.3, 0.3))
+    connect(fake, auth)
+    fake.fail("GET", "/v1/me/player/devices", 0, delay=0.9, times=2)  # slower than the 0.3 s read timeout, twice
     start = time.monotonic()
     with pytest.raises(PlayerError) as err:
         player.devices()
-    assert err.value.state == "offline" and time.monotonic() - start < 5
+    assert err.value.state == "offline" and time.monotonic() - start < 2
+    assert 30 <= err.value.retry_after <= 45 and "is the internet down?" in str(err.value)
 
 
 def test_no_network_at_all(fake, tmp_path):
@@ -296,3 +298,244 @@ def test_someone_else_playing_is_noticed(connected, fake):
     assert player.someone_else_is_playing() is False
     fake.user_plays("spotify:track:from-the-phone")
     assert player.someone_else_is_playing() is True
+
+
+# -- what the household sees over hours ------------------------------------------------------------------------
+def test_a_playlist_share_link_plays_like_its_uri(connected, fake):
+    """Spotify's "Share > Copy link" gives https://open.spotify.com/playlist/ID?si=...: the ?si= is not the ID."""
+    _, player = connected
+    link = "https://open.spotify.com/playlist/plMine0000000000000001?si=f3a9c1b2d4e54a67"
+    playing = player.play("happy", MusicSource("playlist", link, "Sunday Morning"))
+    assert fake.calls("GET", "/v1/playlists/plMine0000000000000001/items")
+    assert set(fake.playback["uris"]) <= {t["uri"] for t in fake.playlists["plMine0000000000000001"]["tracks"]}
+    assert playing.tracks and fake.playback["is_playing"]
+
+
+def test_songs_added_to_a_playlist_are_played_within_six_hours(connected, fake, monkeypatch):
+    """The track lists are kept for 6 hours, so a mood change costs Spotify one call, not four; after that the
+    household's edits to the playlist are heard."""
+    _, player = connected
+    source = MusicSource("playlist", "spotify:playlist:plMine0000000000000001", "Sunday Morning")
+    items = "/v1/playlists/plMine0000000000000001/items"
+    real, ahead = time.monotonic, [0.0]
+    monkeypatch.setattr(time, "monotonic", lambda: real() + ahead[0])
+    player.play("happy", source)
+    added = [dict(t, uri=f"spotify:track:added{i}", name=f"Added {i}") for i, t in enumerate(fake.saved[:12])]
+    fake.playlists["plMine0000000000000001"]["tracks"] = added  # the household replaced the whole list
+    ahead[0] = 6 * 3600 - 60
+    player.play("happy", source)
+    assert len(fake.calls("GET", items)) == 1 and not fake.playback["uris"][0].startswith("spotify:track:added")
+    ahead[0] = 6 * 3600 + 1
+    player.play("happy", source)
+    assert len(fake.calls("GET", items)) == 2 and all(
+        u.startswith("spotify:track:added") for u in fake.playback["uris"]
+    )
+
+
+def test_resume_plays_on_only_on_the_chosen_speaker(connected, fake):
+    """Music paused in an empty room plays on where it stopped, unless someone moved it to another speaker
+    meanwhile: then it is theirs, and Moodbox does not start it there."""
+    _, player = connected
+    player.play("happy", SEARCH)
+    assert player.pause() and not fake.playback["is_playing"]
+    kitchen = next(d for d in fake.devices if d["name"] == "Kitchen")
+    fake.playback["device"] = dict(kitchen)  # moved to the kitchen from a phone, still paused
+    plays = len(fake.calls("PUT", "/v1/me/player/play"))
+    assert player.resume() is False
+    assert len(fake.calls("PUT", "/v1/me/player/play")) == plays and not fake.playback["is_playing"]
+    fake.playback["device"] = next(dict(d) for d in fake.devices if d["name"] == "Living Room")
+    player.speaker = "LIVING room"  # names are matched as the page shows them, whatever the case
+    assert player.resume() is True and fake.playback["is_playing"]
+    resume = fake.calls("PUT", "/v1/me/player/play")[-1]
+    assert resume.query["device_id"] == ["dev-living"] and not (resume.body or {}).get("uris")
+    assert player.status()["state"] == "playing"
+    assert player.resume() is True  # already playing again: nothing to send
+    assert len(fake.calls("PUT", "/v1/me/player/play")) == plays + 1
+
+
+def test_what_plays_is_shown_by_its_names_and_cover(connected, fake):
+    """The page's "Now playing": the first five tracks as "Artist - Title", the first one's title, artist and the
+    cover closest to 300 px from Spotify's image host; a track with parts missing is still shown, never a crash."""
+    _, player = connected
+    playing = player.play("happy", SEARCH)
+    first, *_ = [t for uri in fake.playback["uris"] for t in [_search_track(uri)]]
+    assert playing.track == first["name"] and playing.artist == first["artists"][0]["name"]
+    assert playing.cover == f"https://i.scdn.co/image/300{first['id']}"
+    assert playing.tracks == [
+        f"{t['artists'][0]['name']} - {t['name']}" for t in (_search_track(u) for u in fake.playback["uris"][:5])
+    ]
+    assert (playing.mood, playing.source, playing.speaker) == ("happy", SEARCH, "Living Room")
+    assert abs(playing.started_at - time.time()) < 60
+
+    bare = {"id": "bare", "uri": "spotify:track:bare", "type": "track"}
+    elsewhere = {**bare, "id": "x", "uri": "spotify:track:x", "name": "Cover Elsewhere", "artists": [{"id": "a"}]}
+    elsewhere["album"] = {"images": [{"url": "https://example.com/a.jpg", "width": 300}, "not an image"]}
+    fake.playlists["plMine0000000000000001"]["tracks"] = [bare]
+    playing = player.play("sad", MusicSource("playlist", "spotify:playlist:plMine0000000000000001"))
+    assert (playing.tracks, playing.track, playing.artist, playing.cover) == ([" - ?"], "", "", "")
+    fake.playlists["plMine0000000000000001"]["tracks"] = [elsewhere]
+    player._tracks.clear()
+    playing = player.play("sad", MusicSource("playlist", "spotify:playlist:plMine0000000000000001"))
+    assert (playing.tracks, playing.cover) == (["? - Cover Elsewhere"], "")  # only Spotify's host is shown
+
+
+def _search_track(uri: str) -> dict:
+    from tests.fake_spotify import track
+
+    return next(t for i in range(25) for t in [track(i, "feel-good-pop")] if t["uri"] == uri)
+
+
+def test_only_playable_tracks_are_played_and_an_empty_source_is_explained(connected, fake):
+    _, player = connected
+    songs = fake.playlists["plMine0000000000000001"]["tracks"]
+    episode = {**songs[0], "type": "episode", "uri": "spotify:episode:e1"}
+    gone = {**songs[1], "is_playable": False}
+    fake.playlists["plMine0000000000000001"]["tracks"] = [episode, gone, {**songs[2], "uri": ""}, songs[3]]
+    player.play("happy", MusicSource("playlist", "spotify:playlist:plMine0000000000000001"))
+    assert fake.playback["uris"] == [songs[3]["uri"]]
+    fake.top[:] = [None, *fake.top[:3]]
+    player.play("sad", MusicSource("top_tracks"))
+    assert sorted(fake.playback["uris"]) == sorted(t["uri"] for t in fake.top[1:])
+    assert fake.calls("GET", "/v1/me/top/tracks")[0].query["limit"] == ["50"]
+    fake.saved[:] = [{**fake.saved[0], "is_playable": False}]
+    with pytest.raises(PlayerError) as err:
+        player.play("neutral", MusicSource("saved_tracks"))
+    assert err.value.state == "nothing-to-play"
+    assert str(err.value) == (
+        "your saved tracks found no playable tracks: choose another source for this mood in Settings"
+    )
+    assert fake.calls("GET", "/v1/me/tracks")[0].query["limit"] == ["50"]
+
+
+def test_the_speaker_problems_say_what_to_do(connected, fake):
+    _, player = connected
+    assert (player.status()["state"], player.status()["message"]) == ("idle", "")  # nothing asked of it yet
+    player.speaker = ""
+    with pytest.raises(PlayerError) as err:
+        player.play("happy", SEARCH)
+    assert (err.value.state, str(err.value)) == ("no-speaker", "no speaker chosen: pick one in Settings")
+    player.speaker = "Garden"
+    fake.devices.clear()  # every speaker is off
+    with pytest.raises(PlayerError) as err:
+        player.play("happy", SEARCH)
+    assert err.value.state == "speaker-not-found" and 60 <= err.value.retry_after <= 90
+    assert str(err.value) == "speaker 'Garden' not found (Spotify sees: none); is it on? Moodbox will look again"
+    assert player.status() == {
+        "player": "spotify",
+        "connected": True,
+        "auth": "connected",
+        "speaker": "Garden",
+        "state": "speaker-not-found",
+        "message": str(err.value),
+    }
+
+
+def test_pause_stops_only_moodbox_music_on_its_speaker_and_the_status_says_so(connected, fake):
+    _, player = connected
+    assert player.pause() is False and not fake.calls("PUT", "/v1/me/player/pause")  # nothing started yet
+    player.play("happy", SEARCH)
+    assert player.status()["state"] == "playing" and player.status()["message"] == ""
+    assert player.pause() is True
+    assert fake.calls("PUT", "/v1/me/player/pause")[0].query["device_id"] == ["dev-living"]
+    assert player.status()["state"] == "paused" and not fake.playback["is_playing"]
+    assert player.pause() is False  # paused already: Spotify would refuse with a 403
+    player.resume()
+    fake.fail("PUT", "/v1/me/player/pause", 502, times=3)
+    with pytest.raises(PlayerError):
+        player.pause()
+    assert player.status()["state"] == "spotify-unavailable" and "trouble" in player.status()["message"]
+    fake.user_plays("spotify:track:from-the-phone")
+    assert player.pause() is False and fake.playback["is_playing"]  # theirs to stop
+
+
+def test_the_playlist_editor_gets_names_and_sizes(connected):
+    _, player = connected
+    assert player.playlists() == [
+        {"uri": "spotify:playlist:plMine0000000000000001", "name": "Sunday Morning", "tracks": 12},
+        {"uri": "spotify:playlist:plOther000000000000002", "name": "Editorial Hits", "tracks": 8},
+    ]
+    assert player.playlists("EDITORIAL") == [player.playlists()[1]]
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "headers", "state", "message", "wait"),
+    [
+        (
+            429,
+            None,
+            {"Retry-After": "12"},
+            "rate-limited",
+            "Spotify asked Moodbox to slow down; next try in 12 s",
+            (12, 12),
+        ),
+        (429, None, {}, "rate-limited", "Spotify asked Moodbox to slow down; next try in 30 s", (30, 30)),
+        (
+            429,
+            None,
+            {"Retry-After": "soon"},
+            "rate-limited",
+            "Spotify asked Moodbox to slow down; next try in 30 s",
+            (30, 30),
+        ),
+        (
+            429,
+            "QUOTA_EXCEEDED",
+            {"Retry-After": "60"},
+            "quota-exceeded",
+            "the Spotify app's quota is used up; Moodbox pauses Spotify calls and tries again later",
+            (3600, 3600),
+        ),
+        (
+            403,
+            "PREMIUM_REQUIRED",
+            {},
+            "premium-required",
+            "Spotify playback control needs a Premium account: sign in with a Premium account in Settings",
+            None,
+        ),
+        (
+            403,
+            None,
+            {},
+            "forbidden",
+            "Spotify refused the request (is this account on the app's allow-list in the Spotify developer dashboard?)",
+            None,
+        ),
+        (
+            404,
+            "NO_ACTIVE_DEVICE",
+            {},
+            "no-active-device",
+            "no active Spotify device: Moodbox will wake the speaker",
+            (5, 5),
+        ),
+        (503, None, {}, "spotify-unavailable", "Spotify is having trouble (503); trying again soon", (20, 40)),
+        (400, None, {}, "spotify-error", "Spotify answered 400: what went wrong", None),
+    ],
+)
+def test_each_refusal_is_named_with_its_fix_and_its_wait(
+    connected, fake, status, reason, headers, state, message, wait
+):
+    """What the page shows for each answer Spotify gives, and how long Moodbox waits before asking again."""
+    _, player = connected
+    fake.fail("GET", "/v1/me/player/devices", status, reason, "what went wrong", headers=headers, times=3)
+    with pytest.raises(PlayerError) as err:
+        player.devices()
+    assert (err.value.state, str(err.value)) == (state, message)
+    if wait is None:
+        assert err.value.retry_after is None
+    else:
+        assert wait[0] <= err.value.retry_after <= wait[1]
+
+
+def test_the_speaker_list_for_settings(connected, fake):
+    _, player = connected
+    fake.devices.append({"id": None, "name": "Phone", "type": "Smartphone"})  # Spotify can leave fields out
+    assert player.devices() == [
+        {"id": "dev-kitchen", "name": "Kitchen", "type": "Speaker", "is_active": False, "is_restricted": False},
+        {"id": "dev-living", "name": "Living Room", "type": "Speaker", "is_active": False, "is_restricted": False},
+        {"id": "dev-tv", "name": "Living Room TV", "type": "TV", "is_active": False, "is_restricted": True},
+        {"id": None, "name": "Phone", "type": "Smartphone", "is_active": False, "is_restricted": False},
+    ]
+    fake.devices[-1] = {"id": "dev-x"}
+    assert player.devices()[-1] == {"id": "dev-x", "name": "", "type": "", "is_active": False, "is_restricted": False}

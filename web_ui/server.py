@@ -178,7 +178,8 @@ class PageServer:
 
     def _accept(self) -> None:
         for _ in range(ACCEPT_BATCH):
-            if not self._make_room():
+            full = len(self.connections) >= self.limits.max_connections
+            if full and not any(c.waiting for c in self.connections):
                 self._pause_accepting()  # every connection is busy with a request: go on when one ends
                 self._warn("the page has %d connections, all busy: new ones wait", self.limits.max_connections)
                 return
@@ -192,24 +193,20 @@ class PageServer:
                     self._pause_accepting(1.0)
                     return
                 continue
+            if full:
+                self._make_room()
             sock.setblocking(False)
             conn = Connection(sock, self.limits.max_head)
             self.connections.add(conn)
             conn.task = asyncio.ensure_future(self._connection(conn))
 
-    def _make_room(self) -> bool:
-        """Below the limit, or room made by closing the connection that has waited longest for a request."""
-        if len(self.connections) < self.limits.max_connections:
-            return True
-        idle = [c for c in self.connections if c.waiting]
-        if not idle:
-            return False
-        oldest = min(idle, key=lambda c: c.since)
+    def _make_room(self) -> None:
+        """Close the connection that has waited longest for a request (the caller saw that one waits)."""
+        oldest = min((c for c in self.connections if c.waiting), key=lambda c: c.since)
         oldest.close()
         self.connections.discard(oldest)
         self.evicted += 1
         self._warn("the page has %d connections, its limit: closing the longest idle ones", len(self.connections))
-        return True
 
     def _warn(self, message: str, *args: Any) -> None:
         if time.monotonic() - self._last_warning > 60:

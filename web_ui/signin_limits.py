@@ -18,6 +18,7 @@ one key cannot get more tries than the schedule allows.
 from __future__ import annotations
 
 import ipaddress
+import os
 import threading
 import time
 
@@ -30,6 +31,23 @@ LONGEST_WAIT = 3600.0
 FORGET_AFTER = 86400.0
 ATTACK_FAILURES = 30
 ATTACK_WINDOW = 300.0
+# For testing only: the first wait in seconds instead of FIRST_WAIT, so that a test on a busy machine knows that an
+# address is still waiting however slowly its requests go (tests/test_attack_signin.py).
+TEST_FIRST_WAIT_ENV = "MOODBOX_TEST_FIRST_WAIT_S"
+
+
+def first_wait() -> float:
+    """FIRST_WAIT, or $MOODBOX_TEST_FIRST_WAIT_S when set."""
+    raw = os.environ.get(TEST_FIRST_WAIT_ENV, "").strip()
+    if not raw:
+        return FIRST_WAIT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= LONGEST_WAIT:
+        raise ValueError(f"{TEST_FIRST_WAIT_ENV}={raw!r} is not a wait between 0 and {LONGEST_WAIT:g} s: unset it")
+    return seconds
 
 
 def address_key(remote_addr: str | None) -> str:
@@ -49,11 +67,12 @@ def wait_after(failures: int, free: int) -> float:
     """Seconds a key waits after its `failures`-th failure in a row."""
     if failures < free:
         return 0.0
-    return min(LONGEST_WAIT, FIRST_WAIT * 2.0 ** min(failures - free, 32))
+    return min(LONGEST_WAIT, first_wait() * 2.0 ** min(failures - free, 32))
 
 
 class SigninLimits:
     def __init__(self, store: Store) -> None:
+        first_wait()  # a bad test setting stops the start, not a sign-in
         self.store = store
         self._lock = threading.Lock()
 
