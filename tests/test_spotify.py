@@ -531,11 +531,14 @@ def test_each_refusal_is_named_with_its_fix_and_its_wait(
 def test_the_speaker_list_for_settings(connected, fake):
     _, player = connected
     fake.devices.append({"id": None, "name": "Phone", "type": "Smartphone"})  # Spotify can leave fields out
+    speaker = {"is_active": False, "is_restricted": False, "supports_volume": True}
     assert player.devices() == [
-        {"id": "dev-kitchen", "name": "Kitchen", "type": "Speaker", "is_active": False, "is_restricted": False},
-        {"id": "dev-living", "name": "Living Room", "type": "Speaker", "is_active": False, "is_restricted": False},
-        {"id": "dev-tv", "name": "Living Room TV", "type": "TV", "is_active": False, "is_restricted": True},
-        {"id": None, "name": "Phone", "type": "Smartphone", "is_active": False, "is_restricted": False},
+        {"id": "dev-kitchen", "name": "Kitchen", "type": "Speaker", "volume": 40} | speaker,
+        {"id": "dev-living", "name": "Living Room", "type": "Speaker", "volume": 35} | speaker,
+        {"id": "dev-tv", "name": "Living Room TV", "type": "TV", "volume": None}
+        | speaker
+        | {"is_restricted": True, "supports_volume": False},
+        {"id": None, "name": "Phone", "type": "Smartphone", "volume": None} | speaker,  # supports_volume left out
     ]
     fake.devices[-1] = {"id": "dev-x"}
-    assert player.devices()[-1] == {"id": "dev-x", "name": "", "type": "", "is_active": False, "is_restricted": False}
+    assert player.devices()[-1] == {"id": "dev-x", "name": "", "type": "", "volume": None} | speaker

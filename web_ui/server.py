@@ -14,8 +14,9 @@ socket or an open stream costs a file descriptor and a few kilobytes, never a th
 - a client that stops reading is dropped after `write_seconds`;
 - a head over `max_head` bytes is refused (414 when the request line alone is that long, else 431), and so is a
   body over `max_body` (413), chunked or not;
-- methods are case-sensitive, only HTTP/1.0 and 1.1 are spoken, a target is a path or an absolute http URL, and
-  a request with both Content-Length and Transfer-Encoding is refused (RFC 9112 6.1);
+- methods are case-sensitive, only HTTP/1.0 and 1.1 are spoken, a target is a path or an absolute http URL, a
+  header value holds no control character, and a request with both Content-Length and Transfer-Encoding is
+  refused (RFC 9112 6.1);
 - a response body with `__aiter__` (the live stream, web_ui/live.py) is sent from the loop, not a thread.
 """
 
@@ -49,6 +50,7 @@ ACCEPT_BATCH = 128  # sockets accepted per wake-up (and the listen backlog)
 READ_SIZE = 65536
 REPORT_SECONDS = 60.0  # how often the count of log lines left out (web_ui/network_log.py) is written
 HTTPS_HANDSHAKE = 0x16  # the first byte of a TLS record carrying a ClientHello
+CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # in a header value; a tab is allowed
 
 
 def connection_limit(open_files: int | None = None) -> int:
@@ -319,7 +321,7 @@ class PageServer:
         if length is not None and length > limits.max_body:
             raise Refused(413, f"the request body is over {limits.max_body} bytes")
         if http.they_are_waiting_for_100_continue:  # h11 ignores the expectation from HTTP/1.0 (RFC 9110 10.1.1)
-            writer.write(http.send(h11.InformationalResponse(status_code=100, headers=[])))
+            writer.write(http.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")))
         body = bytearray()
         try:
             while type(part := await self._next_event(http, reader)) is h11.Data:
@@ -344,6 +346,11 @@ class PageServer:
             raise Refused(414, f"the request line is over {self.limits.max_head} bytes: use a shorter address")
         if line + sum(len(k) + len(v) + 4 for k, v in event.headers.raw_items()) > self.limits.max_head:
             raise Refused(431, f"the request head is over {self.limits.max_head} bytes")
+        for name, value in event.headers.raw_items():
+            if CONTROL.search(
+                value
+            ):  # h11 lets them through; RFC 9110 5.5 calls them invalid, and logs would show them
+                raise Refused(400, f"the {name.decode()} header holds a control character: send printable text only")
         if target.startswith("/") or target == "*":
             return target, ""
         absolute = split_absolute_target(target)
