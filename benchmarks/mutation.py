@@ -35,9 +35,9 @@ WORK = REPO / ".mutation"
 # module -> (the file mutated, its own fast test files)
 MODULES = {
     "mood": ("device/mood.py", ["tests/test_mood.py"]),
-    "autoplay": ("device/autoplay.py", ["tests/test_autoplay.py"]),
+    "autoplay": ("device/autoplay.py", ["tests/test_autoplay.py", "tests/test_music.py"]),  # music: plays, volume
     "pipeline": ("device/pipeline.py", ["tests/test_pipeline.py"]),
-    "spotify": ("device/player/_spotify.py", ["tests/test_spotify.py"]),
+    "spotify": ("device/player/_spotify.py", ["tests/test_spotify.py", "tests/test_music.py"]),
     "server": ("web_ui/server.py", ["tests/test_page_server.py"]),
 }
 COPIED = ("device", "web_ui", "tests", "models", "benchmarks")  # what the tests import; `mutants/` holds copies

@@ -89,11 +89,11 @@ def test_hands_off_after_someone_picks_music_from_their_phone(rig):
     clock.advance(600)
     mood(auto, clock, "sad")
     auto.step()
-    assert plays(fake) == 1 and auto.waiting.startswith("hands off")
-    assert auto.hands_off_until == pytest.approx(clock() + 30 * 60)
+    assert plays(fake) == 1 and auto.waiting == "hands off: someone chose the music"
+    assert auto.hands_off_until == pytest.approx(clock() + 30 * 60) and auto.next_at == auto.hands_off_until
     clock.advance(29 * 60)
-    auto.step()
-    assert plays(fake) == 1
+    assert auto.step() == pytest.approx(60) and auto.next_at == auto.hands_off_until  # the minute left
+    assert plays(fake) == 1 and auto.waiting == "hands off: someone chose the music"
     clock.advance(2 * 60)
     fake.user_plays("spotify:track:still-theirs")
     auto.step()  # hands-off time is over: Moodbox leads again
@@ -145,11 +145,13 @@ def test_a_problem_only_a_person_can_fix_is_tried_again_after_five_minutes(rig, 
     wait = auto.step()
     assert 300 <= wait <= 330 and auto.next_at == pytest.approx(clock() + wait)
     assert plays(fake) == 0 and auto.player.status()["state"] == state
-    assert view.snapshot()["errors"][-1] | {"at": 0} == {"source": "spotify", "message": auto.waiting, "at": 0}
+    said, until = auto.waiting, auto.next_at
+    assert view.snapshot()["errors"][-1] | {"at": 0} == {"source": "spotify", "message": said, "at": 0}
     asked = len(fake.requests)
-    for _ in range(5):  # the worker wakes for other reasons meanwhile: it must not ask Spotify again
+    for i in range(1, 6):  # the worker wakes for other reasons meanwhile: it must not ask Spotify again
         clock.advance(50)
-        assert 0 < auto.step() <= wait - 49
+        assert auto.step() == pytest.approx(wait - 50 * i)  # the same time, and the same words, on the page
+        assert auto.next_at == until and auto.waiting == said
     assert len(fake.requests) == asked
     fake.premium = True
     auto.player.speaker = "Living Room"
@@ -162,10 +164,11 @@ def test_a_problem_only_a_person_can_fix_is_tried_again_after_five_minutes(rig, 
 
 def test_paused_autoplay_and_quiet_hours_leave_the_speaker_alone(rig):
     fake, auto, holder, clock, _ = rig
+    assert auto.step() == 60 and auto.waiting == "nobody here" and auto.next_at is None  # no mood yet
     holder["s"] = holder["s"].model_copy(update={"autoplay": False})
     mood(auto, clock, "happy")
-    auto.step()
-    assert plays(fake) == 0 and auto.waiting == "auto-play is paused"
+    assert auto.step() == 60  # looked at again in a minute, or at once when something changes
+    assert plays(fake) == 0 and auto.waiting == "auto-play is paused" and auto.next_at is None
     now = dt.datetime.now()
     quiet = QuietHours(
         enabled=True,
@@ -173,11 +176,14 @@ def test_paused_autoplay_and_quiet_hours_leave_the_speaker_alone(rig):
         end=(now + dt.timedelta(hours=1)).strftime("%H:%M"),
     )
     holder["s"] = holder["s"].model_copy(update={"autoplay": True, "quiet_hours": quiet})
-    auto.step()
-    assert plays(fake) == 0 and auto.waiting.startswith("quiet hours")
-    holder["s"] = holder["s"].model_copy(update={"quiet_hours": QuietHours(enabled=False)})
-    auto.step()
-    assert plays(fake) == 1
+    assert auto.step() == 60
+    assert plays(fake) == 0 and auto.waiting == f"quiet hours until {quiet.end}"
+    holder["s"] = holder["s"].model_copy(update={"quiet_hours": QuietHours(enabled=False), "privacy_mode": True})
+    assert auto.step() == 60 and auto.waiting == "privacy mode: the camera is off"
+    holder["s"] = holder["s"].model_copy(update={"privacy_mode": False})
+    assert auto.step() == 60 and auto.waiting == "" and auto.next_at is None  # playing: nothing holds it back
+    assert plays(fake) == 1 and auto.started == 1
+    assert auto.step() == 60 and auto.waiting == "" and plays(fake) == 1
 
 
 def test_try_it_for_another_mood_says_when_the_rooms_mood_comes_back(rig):

@@ -169,7 +169,9 @@ def test_a_list_that_runs_out_is_followed_by_more_for_the_same_mood(rig):
     assert [p["uri"] for p in played[:12]] == first and all(p["ending"] == "played" for p in played[:12])
     assert [p["why"] for p in played[:12]] == ["mood"] + ["next"] * 11
     assert played[12]["why"] == "list-end" and played[12]["uri"] not in first  # 25 results: no repeats yet
-    assert rig.view.snapshot()["playing"]["why_line"].startswith("Because the room still feels happy")
+    shown = rig.view.snapshot()["playing"]
+    assert shown["why_line"].startswith("Because the room still feels happy") and shown["why"] == "list-end"
+    assert shown["why_at"] == pytest.approx(rig.wall())  # more music, from the moment the list ran out
 
 
 def test_moodbox_s_own_pause_and_play_on_keep_one_play(rig):
@@ -308,6 +310,10 @@ def test_likes_go_to_one_playlist_per_mood_made_once(rig, tmp_path):
     queue = rig.auto.playing.queue
     assert rig.taste.like("happy", queue[0]) == "saved to “Moodbox · Happy” in Spotify"
     assert rig.taste.like("happy", queue[1]) == "saved to “Moodbox · Happy” in Spotify"
+    assert rig.view.snapshot()["playing"]["liked"] is False  # the page is told when Moodbox refreshes it
+    rig.auto.refresh()
+    shown = rig.view.snapshot()["playing"]
+    assert shown["liked"] is True and shown["uri"] == queue[0]["uri"] and "you liked" in shown["why_line"]
     made = rig.fake.calls("POST", "/v1/me/playlists")
     assert len(made) == 1 and made[0].body["name"] == "Moodbox · Happy" and made[0].body["public"] is False
     (happy,) = [p for p in rig.fake.playlists.values() if p["name"] == "Moodbox · Happy"]
@@ -523,3 +529,54 @@ def test_an_hour_of_music_is_followed_with_a_few_looks_a_minute(rig, capsys):
     assert all(p["ending"] == "played" for p in played[:-1]) and len(played) == 20
     assert [p["why"] for p in played[11:13]] == ["next", "list-end"]
     assert looks <= 4.5 * 60
+
+
+# -- when Moodbox looks at the speaker, and what the why line dates ----------------------------------------------
+def test_the_speaker_is_looked_at_soon_after_a_start_then_at_each_track_s_end(rig):
+    """3 s after a list starts, then a second after the track's end (15 s at most), and after a
+    failed look no sooner than Spotify's Retry-After: how fast the page follows a skip, and how few calls it costs."""
+    rig.advance(30)
+    rig.mood("happy")  # the room turned happy at EVENING + 30 (wall) ...
+    rig.advance(5)
+    rig.auto.step()  # ... and its music started 5 s later
+    shown = rig.view.snapshot()["playing"]
+    assert shown["why"] == "mood" and shown["why_at"] == pytest.approx(EVENING + 30)  # "turned happy at 18:00"
+    assert rig.auto.watch() == pytest.approx(3.0) and rig.fake.calls("GET", "/v1/me/player") == []
+    rig.advance(3)
+    assert rig.auto.watch() == pytest.approx(15.0)  # a 3-minute track: looked at every 15 s
+    assert len(rig.fake.calls("GET", "/v1/me/player")) == 1
+    assert rig.view.snapshot()["volume"] == {"percent": 35, "control": True, "speaker": "Living Room"}
+    left = rig.auto.playing.queue[0]["duration"] - 3
+    rig.advance(left - 4)  # 4 s before the track's end
+    assert rig.auto.watch() == pytest.approx(5.0, abs=0.01)  # a second after it
+    rig.advance(2)
+    assert rig.auto.watch() == pytest.approx(3.0, abs=0.01)  # not looked at again before then
+    rig.fake.fail("GET", "/v1/me/player", 429, headers={"Retry-After": "40"})
+    rig.advance(3)
+    assert rig.auto.watch() == pytest.approx(40.0)  # Spotify asked for 40 s
+    rig.fake.fail("GET", "/v1/me/player", 503)
+    rig.advance(40)
+    assert rig.auto.watch() == pytest.approx(15.0)  # trouble: looked at again in 15 s, the music goes on
+    assert rig.auto.watch() == pytest.approx(15.0) and rig.auto.step() == 60  # not looked at again meanwhile
+
+
+def test_try_it_dates_its_why_line_from_the_tap(rig):
+    rig.mood("happy")
+    rig.auto.step()
+    rig.advance(100)
+    rig.auto.try_music("sad")
+    rig.auto.step()
+    shown = rig.view.snapshot()["playing"]
+    assert shown["mood"] == "sad" and shown["why"] == "try" and shown["why_at"] == pytest.approx(rig.wall())
+    assert shown["why_line"] == "Because you tapped Try it for sad {ago} · from “mellow acoustic”"
+    assert not shown["liked"] and rig.plays()[-1]["why"] == "try"
+
+
+def test_a_chosen_mood_dates_its_why_line_from_the_choice(rig):
+    rig.advance(10)
+    rig.auto.set_override("sad")
+    rig.advance(7)
+    rig.auto.step()
+    shown = rig.view.snapshot()["playing"]
+    assert shown["mood"] == "sad" and shown["why"] == "hold" and shown["why_at"] == pytest.approx(EVENING + 10)
+    assert shown["why_line"] == "Because you chose sad {ago} · from “mellow acoustic”"

@@ -5,6 +5,7 @@ under a second. The daemon's own server is attacked in tests/test_attack_network
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sys
 import time
@@ -13,7 +14,7 @@ import pytest
 
 from web_ui.server import Limits, PageServer
 
-REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Request Entity Too Large"}
+REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Request Entity Too Large", 414: "Request-URI Too Long"}
 REASONS |= {431: "Request Header Fields Too Large", 501: "Not Implemented", 505: "HTTP Version Not Supported"}
 
 WSGI = ("wsgi.version", "wsgi.url_scheme", "wsgi.input_terminated", "wsgi.multithread", "wsgi.multiprocess")
@@ -59,6 +60,15 @@ def app(environ, start_response):
     if path == "/empty":
         start_response("204 No Content", [])
         return [b""]
+    if path == "/not-modified":
+        start_response("304 Not Modified", [("ETag", '"1"')])
+        return [b""]
+    if path == "/own-length":
+        start_response("200 OK", [("content-length", "3")])
+        return [b"abc"]
+    if path == "/broken":  # an answer HTTP cannot carry: a line break in a header
+        start_response("200 OK", [("X-Note", "one\r\nSet-Cookie: evil=1")])
+        return [b"never sent"]
     body = environ["wsgi.input"].read()
     seen = {k: v for k, v in environ.items() if k.startswith("HTTP_") or k in ("CONTENT_LENGTH", "CONTENT_TYPE")}
     seen |= {
@@ -240,6 +250,35 @@ def test_a_client_that_stops_reading_is_dropped_after_the_write_timeout(server):
     assert 0.3 < waited < 2.5, waited
 
 
+def test_pipelined_requests_with_blank_lines_between_are_all_answered_in_order(server):
+    with connect(server) as s:
+        s.sendall(get("/one") + b"\r\n\r\n" + get("/two") + b"\n" + get("/three"))
+        assert [json.loads(response(s)[2])["path"] for _ in range(3)] == ["/one", "/two", "/three"]
+        s.sendall(get("/four") + b"\r\n")
+        assert json.loads(response(s)[2])["path"] == "/four"
+        s.shutdown(socket.SHUT_WR)  # the blank line was the last thing sent: a close, not a request
+        assert closed_within(s, 0.3) < 0.3
+
+
+def test_a_connection_that_finished_its_request_is_idle_again_and_can_make_room(server):
+    server.limits = Limits(max_connections=2, workers=2, idle_seconds=5, request_seconds=5, write_seconds=5)
+    used = connect(server)
+    used.sendall(get("/"))
+    assert response(used)[0] == 200  # now waiting for its next request: the longest idle
+    time.sleep(0.05)
+    other = connect(server)
+    try:
+        with connect(server) as s:
+            s.sendall(get("/"))
+            assert response(s)[0] == 200
+        assert closed_within(used, 2) < 2
+        other.sendall(get("/still-here"))
+        assert response(other)[0] == 200
+    finally:
+        used.close()
+        other.close()
+
+
 def test_at_the_connection_limit_the_longest_idle_connection_makes_room(server):
     server.limits = Limits(max_connections=3, workers=2, idle_seconds=5, request_seconds=5, write_seconds=5)
     oldest = connect(server)
@@ -259,39 +298,93 @@ def test_at_the_connection_limit_the_longest_idle_connection_makes_room(server):
             o.close()
 
 
+MAX_BODY = SHORT.max_body
+CHUNKED = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+LINE = b"GET /" + b"a" * 17000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
 @pytest.mark.parametrize(
-    ("raw", "status"),
+    ("raw", "status", "says"),
     [
-        (b"GET /\r\n\r\n", 400),
-        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
-        (b"GET / FTP/1.0\r\nHost: x\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20000 + b"\r\n\r\n", 431),
-        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 3000 + b"\r\n", 431),
-        (b"GET / HTTP/1.1\r\n" + b"X-A: 1\r\n" * 101 + b"\r\n", 400),  # no Host
-        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 2\r\n\r\n", 400),
-        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1234567890123\r\n\r\n", 413),
-        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
-        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 65537\r\n\r\n", 413),
-        (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n", 400),
-        (b"get / HTTP/1.1\r\nHost: x\r\n\r\n", 501),
-        (b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: x\rX: 1\r\n\r\n", 400),  # a bare CR (a bare LF is a line end: RFC 9112 2.2)
-        (b"GET x HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-        (b"GET http://a@b/ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),
+        (b"GET /\r\n\r\n", 400, "a malformed request: "),
+        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, "only HTTP/1.1 and HTTP/1.0 are spoken here"),
+        (b"GET / FTP/1.0\r\nHost: x\r\n\r\n", 400, "a malformed request: "),
+        (LINE, 414, f"the request line is over {SHORT.max_head} bytes: use a shorter address"),  # whole, at once
+        (LINE[:17000], 414, f"the request line is over {SHORT.max_head} bytes: use a shorter address"),  # unfinished
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20000 + b"\r\n\r\n", 431, f"over {SHORT.max_head} bytes"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 3000 + b"\r\n", 431, "the request head is over"),
+        (b"GET / HTTP/1.1\r\n" + b"X-A: 1\r\n" * 101 + b"\r\n", 400, "needs a Host header (RFC 9112 3.2)"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 2\r\n\r\n", 400, "a malformed request: "),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1234567890123\r\n\r\n", 413, f"over {MAX_BODY} bytes"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400, "a malformed request: "),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1), 413, "body is over"),
+        (CHUNKED + b"10001\r\n" + b"a" * 0x10001, 413, f"body is over {MAX_BODY} bytes"),
+        (CHUNKED + b"zz\r\n", 400, "a malformed request body: "),
+        (CHUNKED[:-2] + b"Content-Length: 4\r\n\r\n", 400, "not both (RFC 9112 6.1)"),
+        (CHUNKED.replace(b"chunked", b"gzip"), 501, "only Transfer-Encoding: chunked is read here"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n", 400, "the X header holds a control character"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n", 400, "a malformed request: "),
+        (b"get / HTTP/1.1\r\nHost: x\r\n\r\n", 501, "no method 'get' here: methods are upper case"),
+        (b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "a malformed request: "),
+        (b"GET / HTTP/1.1\r\nHost: x\rX: 1\r\n\r\n", 400, "a malformed"),  # a bare CR (a bare LF is allowed)
+        (b"GET x HTTP/1.1\r\nHost: x\r\n\r\n", 400, "the request target must be a path such as /healthz"),
+        (b"GET http://a@b/ HTTP/1.1\r\nHost: x\r\n\r\n", 400, "needs a host and no user name"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400, "this port speaks plain HTTP, not HTTPS"),
     ],
 )
-def test_a_malformed_request_gets_its_status_at_once_and_a_close(server, raw, status):
+def test_a_malformed_request_gets_its_status_at_once_and_a_close(server, raw, status, says):
     with connect(server) as s:
         started = time.monotonic()
         s.sendall(raw)
         assert s.recv(64, socket.MSG_PEEK).startswith(f"HTTP/1.1 {status} {REASONS[status]}\r\n".encode())
         got, headers, body = response(s)
         assert got == status, body
-        assert json.loads(body)["error"] and headers["connection"] == "close"
+        assert says in json.loads(body)["error"] and headers["connection"] == "close"
+        assert headers["content-type"] == "application/json" and int(headers["content-length"]) == len(body)
         assert time.monotonic() - started < 0.3  # not after the deadline
-        closed_within(s, 2)
+        assert closed_within(s, 0.3) < 0.3  # at once, not after the 0.4 s idle timeout
+
+
+CUT = "a malformed request body: peer closed connection without sending complete message body"
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\n", "the connection closed before the request was complete"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", CUT + " (received 3 bytes, expected 10)"),
+        (CHUNKED + b"3\r\nabc", CUT + " (incomplete chunked read)"),
+    ],
+)
+def test_a_request_cut_short_by_the_client_gets_a_400_that_says_so(server, raw, says):
+    with connect(server) as s:
+        s.sendall(raw)
+        s.shutdown(socket.SHUT_WR)  # the client is done sending, before the request is
+        status, _, body = response(s)
+        assert status == 400 and json.loads(body)["error"] == says
+
+
+def test_a_body_exactly_at_the_limit_is_read_and_chunks_are_joined(server):
+    with connect(server) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % MAX_BODY + b"b" * MAX_BODY)
+        status, _, body = response(s)
+        assert status == 200 and json.loads(body)["body"] == "b" * MAX_BODY
+        s.sendall(
+            CHUNKED + b"3\r\nabc\r\n2\r\nde\r\n" + b"%x\r\n" % (MAX_BODY - 5) + b"f" * (MAX_BODY - 5) + b"\r\n0\r\n\r\n"
+        )
+        status, _, body = response(s)
+        assert status == 200 and json.loads(body)["body"] == "abcde" + "f" * (MAX_BODY - 5)
+
+
+def test_a_head_request_that_is_refused_gets_the_head_only(server):
+    with connect(server) as s:
+        s.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n") and b"Content-Length: " in head and rest == b""
 
 
 def test_the_app_sees_the_request_as_wsgi_says(server):
@@ -345,6 +438,42 @@ def test_head_and_204_have_no_length_added(server):
         assert status == 200 and "content-length" not in headers
 
 
+def test_a_length_is_added_once_and_never_to_a_304(server):
+    with connect(server) as s:
+        s.sendall(get("/n"))
+        data = s.recv(65536)
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+        head = data.partition(b"\r\n\r\n")[0]
+        assert b"\r\nContent-Length: " in head  # added by the server, spelt as HTTP writes it
+        s.sendall(get("/own-length"))
+        data = b""
+        while not data.endswith(b"abc"):
+            data += s.recv(65536)
+        assert data.lower().count(b"content-length") == 1 and data.endswith(b"\r\n\r\nabc")
+        s.sendall(get("/not-modified"))
+        status, headers, body = response(s)
+        assert status == 304 and "content-length" not in headers and headers["etag"] == '"1"' and body == b""
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_an_answer_http_cannot_carry_becomes_a_500_and_a_close(server, caplog, method):
+    with connect(server) as s:
+        s.sendall(f"{method} /broken HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 500 Internal Server Error\r\n") and b"Connection: close" in head
+    assert b"evil" not in data and b"never sent" not in data
+    if method == "HEAD":
+        assert body == b""
+    else:
+        rid = re.fullmatch(r"internal error \(request (\w+)\): see the log", json.loads(body)["error"]).group(1)
+        assert f"127.0.0.1: request {rid}: the page's answer '200 OK' is not HTTP" in caplog.text
+
+
 def test_a_stream_is_sent_as_it_comes_then_closed(server):
     with connect(server) as s:
         s.sendall(get("/events"))
@@ -376,3 +505,17 @@ def test_the_server_stops_and_frees_its_port():
     assert closed_within(idle, 2) < 2
     idle.close()
     PageServer(app, "127.0.0.1", port, SHORT).socket.close()  # free again
+
+
+def test_the_connection_limit_leaves_files_for_the_rest_of_the_daemon(monkeypatch):
+    import resource
+
+    from web_ui.server import FDS_KEPT_BACK, connection_limit
+
+    assert FDS_KEPT_BACK == 96 and connection_limit(1024) == 1024 - 96 and connection_limit(100) == 32  # at least 32
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (4096, resource.RLIM_INFINITY))
+    page = PageServer(app, "127.0.0.1", 0)  # the daemon's limits: from the open-file limit
+    page.socket.close()
+    assert connection_limit() == 4000 and page.limits.max_connections == 4000
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    assert connection_limit() == 65536 - 96

@@ -17,7 +17,7 @@ from device.camera import CameraFeed
 from device.camera._demo import DemoCamera
 from device.camera._replay import ReplayCamera
 from device.emotion import EmotionClassifier
-from device.events import Frame, MoodChange, Reading
+from device.events import EMOTIONS, Frame, MoodChange, Reading
 from device.mood import MoodEngine, MoodSettings
 from device.pipeline import LatestFrame, Pipeline, has_own_clock
 from tests.test_faces import darkened
@@ -44,11 +44,15 @@ class Counting:
     """The classifier, counting its calls."""
 
     def __init__(self, classifier: EmotionClassifier) -> None:
-        self.classifier, self.calls = classifier, 0
+        self.classifier, self.calls, self.ms = classifier, 0, []
 
     def classify(self, grey: np.ndarray, face) -> np.ndarray:
         self.calls += 1
-        return self.classifier.classify(grey, face)
+        started = time.perf_counter()
+        try:
+            return self.classifier.classify(grey, face)
+        finally:
+            self.ms.append((time.perf_counter() - started) * 1000)
 
 
 class LiveCamera:
@@ -177,6 +181,24 @@ def test_the_mood_hears_only_the_faces_classified_in_this_frame(monkeypatch):
     assert {f.emotion for f in pipeline.engine.heard[-1].faces} == {"happy"}
 
 
+def test_a_budget_with_room_for_every_face_reads_every_face(monkeypatch):
+    """A budget is a limit, not a ration: when five faces fit, all five are read in every frame, and the time a face
+    takes is learned from what classifying one costs (which decides how many fit on a slower box)."""
+    from benchmarks.pi_speed import FPS, crowd_frames
+    from device.faces import make_detector
+
+    monkeypatch.setenv("MOODBOX_TEST_CLASSIFY_DELAY_MS", "20")
+    counting = Counting(EmotionClassifier())
+    pipeline = Pipeline(make_detector("blazeface"), counting, Listening(), classify_budget_ms=10_000)
+    grey = crowd_frames("happy", variants=1)[0]
+    for i in range(3):
+        before = counting.calls
+        reading, _ = pipeline.process(Frame(grey, i / FPS, i))
+        assert len(reading.faces) == 5 and counting.calls - before == 5
+        assert len(pipeline.engine.heard[-1].faces) == 5
+    assert min(counting.ms) <= pipeline._face_ms <= max(counting.ms) + 5  # a running mean of what a face cost
+
+
 def test_without_a_budget_every_face_is_read_in_every_frame(detector, classifier, justin_small):
     counting = Counting(classifier)
     pipeline = Pipeline(detector, counting, Listening())
@@ -184,6 +206,31 @@ def test_without_a_budget_every_face_is_read_in_every_frame(detector, classifier
         reading, _ = pipeline.process(Frame(justin_small, i / 10, i))
         assert pipeline.engine.heard[-1] is reading and len(reading.faces) == 1
     assert counting.calls == 3
+
+
+def test_the_household_s_adjustment_is_what_the_mood_hears_and_the_learner_is_told(detector, classifier, justin_small):
+    """What the household taught changes each face's reading before the mood engine hears it; the model's own
+    reading stays beside it (the learner fits on that), and the learner hears exactly what the engine heard."""
+    from device.learning import Adjustment
+
+    pipeline = Pipeline(detector, classifier, Listening())
+    told: list[Reading] = []
+    pipeline.heard = told.append
+    factory, _ = pipeline.process(Frame(justin_small, 0.0, 0))
+    (face,) = factory.faces
+    assert face.emotion == "happy" and face.model == ()  # nothing learned: the model's reading, kept once
+    bias = np.zeros(7)
+    bias[EMOTIONS.index("happy")], bias[EMOTIONS.index("sad")] = -2.5, 2.5  # "reads happy less, sad more readily"
+    pipeline.adjustment = Adjustment(bias=bias)
+    adjusted, _ = pipeline.process(Frame(justin_small, 0.1, 1))
+    (again,) = adjusted.faces
+    assert again.face == face.face and again.model == pytest.approx(face.probabilities, abs=1e-6)
+    assert again.probabilities == pytest.approx(pipeline.adjustment.apply(again.model), abs=1e-9)
+    assert again.probabilities[EMOTIONS.index("happy")] < face.probabilities[EMOTIONS.index("happy")]
+    assert again.probabilities[EMOTIONS.index("sad")] > face.probabilities[EMOTIONS.index("sad")]
+    assert pipeline.engine.heard[-1].faces == (again,)
+    assert [r.faces for r in told] == [(face,), (again,)] and told[-1] is pipeline.engine.heard[-1]
+    assert 0 < time.time() - told[-1].wall_time < 60  # when the frame arrived, for the page's age of a reading
 
 
 def test_a_reopened_camera_starts_the_mood_afresh(detector, classifier, justin_small):
