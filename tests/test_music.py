@@ -445,6 +445,7 @@ SKIPPED = range(5, 10)  # of the 40 happy tracks, the household always skips the
 LIKED = range(20, 23)  # ...and likes these the first time it hears them
 
 
+@pytest.mark.slow  # 3 s: left out of the mutation runs (benchmarks/mutation.py), where every mutant would rerun it
 def test_a_simulated_month_learns_the_household_s_taste(tmp_path, capsys):
     """30 evenings: at 18:00 the room turns happy for 90 minutes, then empties (Moodbox pauses; the next evening it
     plays on). The music is a playlist of 40 tracks."""
