@@ -64,6 +64,7 @@ def test_a_settled_mood_starts_music(rig):
     assert plays(fake) == 1 and auto.played_mood == "happy"
     shown = view.snapshot()["playing"]
     assert shown["mood"] == "happy" and shown["source"]["description"] == 'Spotify search "feel good pop"'
+    assert "queue" not in shown and auto.playing.queue  # the track list stays on the box
     auto.step()
     assert plays(fake) == 1  # the same mood does not restart the music
 
@@ -213,11 +214,15 @@ def test_not_my_mood_overrides_for_a_while(rig):
     auto.set_override("happy")
     auto.step()  # plays at once, cooldown or not
     assert plays(fake) == 2 and auto.played_mood == "happy"
-    clock.advance(holder["s"].override_minutes * 60 + 1)
+    clock.advance(holder["s"].override_minutes * 60)
+    assert auto.target() == "sad"  # held for exactly the set minutes
     auto.step()  # the override ran out: back to the room's mood
     assert auto.played_mood == "sad" and plays(fake) == 3
-    with pytest.raises(ValueError, match="unknown mood"):
-        auto.set_override("ecstatic")
+    said = "unknown mood 'ecstatic'; choose one of angry, disgust, fear, happy, sad, surprise, neutral"
+    for ask in (auto.set_override, auto.try_music):
+        with pytest.raises(ValueError) as refused:
+            ask("ecstatic")
+        assert str(refused.value) == said
 
 
 def test_a_change_that_failed_plays_when_spotify_is_back_if_the_mood_holds(rig):
