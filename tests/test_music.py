@@ -553,10 +553,10 @@ def test_the_speaker_is_looked_at_soon_after_a_start_then_at_each_track_s_end(ri
     rig.advance(2)
     assert rig.auto.watch() == pytest.approx(3.0, abs=0.01)  # not looked at again before then
     rig.fake.fail("GET", "/v1/me/player", 429, headers={"Retry-After": "40"})
-    rig.advance(3)
+    rig.advance(3.1)  # past the look due (the speaker reports its progress in whole milliseconds)
     assert rig.auto.watch() == pytest.approx(40.0)  # Spotify asked for 40 s
     rig.fake.fail("GET", "/v1/me/player", 503)
-    rig.advance(40)
+    rig.advance(40.1)
     assert rig.auto.watch() == pytest.approx(15.0)  # trouble: looked at again in 15 s, the music goes on
     assert rig.auto.watch() == pytest.approx(15.0) and rig.auto.step() == 60  # not looked at again meanwhile
 
