@@ -13,7 +13,7 @@ of a module whose code and tests are unchanged reuses mutmut's results; any chan
 --fresh does. Prints, for each module, the counts and the score (killed + timeout over all), and with --list the
 surviving mutants' names (`cd .mutation/<module> && ../../.venv/bin/mutmut show NAME` shows one as a diff).
 
-Not part of `./setup.sh test`: all five took 47 minutes on a busy 2-core machine (README, "Mutation testing").
+Not part of `./setup.sh test`: all five take 35 to 50 minutes on 2 cores (README, "Mutation testing").
 """
 
 from __future__ import annotations
