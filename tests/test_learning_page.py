@@ -6,7 +6,7 @@ The demo room shows happy, surprised, sad, neutral and angry faces, never afraid
 scenes are shorter than the 30 s the mood engine waits before "nobody": so a correction to afraid or disgusted can
 always be made there, and every test can make one when it needs it. Whether the learner uses a correction is the
 learner's business (tests/test_learning.py): the page is checked to say what the box answered, either way. Each test
-starts by forgetting what earlier tests taught the box. Screenshots go to /tmp/shots-learn/.
+starts by forgetting what earlier tests taught the box. Screenshots go to artifacts/screenshots/learning/.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import dataclasses
 import re
 import sqlite3
 import time
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -23,11 +22,11 @@ from playwright.sync_api import Page, expect
 from device.events import EMOTIONS, mood_word
 from device.learning._household import summary
 from device.learning._learner import NOTHING_LEARNED
-from tests.conftest import DaemonProcess, isolated_env
+from tests.conftest import ARTIFACTS, DaemonProcess, isolated_env
 from tests.test_browser import api
 from tests.test_phone_page import LAYOUT, PHONE, audit, show_state, signed_in
 
-SHOTS = Path("/tmp/shots-learn")
+SHOTS = ARTIFACTS / "screenshots" / "learning"  # kept by CI; never /tmp, which the privacy test watches
 WORDS = {mood_word(m) for m in EMOTIONS}
 expect.set_options(timeout=15_000)
 
@@ -40,7 +39,7 @@ def box(tmp_path_factory):
     d = DaemonProcess(tmp, ["--config", str(cfg)], isolated_env(tmp))
     d.wait_healthy()
     d.http = d.login()
-    SHOTS.mkdir(exist_ok=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
     yield d
     assert d.stop() == 0, d.log()[-3000:]
 

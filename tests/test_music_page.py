@@ -1,7 +1,7 @@
 """The music on the page, end to end: the real daemon against the loopback Spotify, its API over real HTTP, and
 headless Chromium at 390x844 (the heart, the slider, "Try it", plays in History), audited by axe-core.
 
-Screenshots of the Now card, History and the Settings music section, light and dark, go to /tmp/shots-music/.
+Screenshots of the Now card, History and the Settings music section, light and dark, go to artifacts/screenshots/music/.
 """
 
 from __future__ import annotations
@@ -10,16 +10,15 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import DaemonProcess, free_port, isolated_env
+from tests.conftest import ARTIFACTS, DaemonProcess, free_port, isolated_env
 from tests.fake_spotify import FakeSpotify
 from tests.test_phone_page import LAYOUT, audit, signed_in
 
-SHOTS = Path("/tmp/shots-music")
+SHOTS = ARTIFACTS / "screenshots" / "music"  # kept by CI; never /tmp, which the privacy test watches
 PLAY_COLUMNS = {
     "id", "started", "mood", "uri", "track", "artist", "cover", "source", "source_key", "why", "preview", "ended",
     "ending", "listened",
