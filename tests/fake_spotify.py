@@ -690,19 +690,23 @@ class FakeSpotify:
         return Handler
 
 
-def connect(fake: FakeSpotify, auth) -> None:
-    """Run the paste-back flow the way a phone would: open the authorise link, take the address it lands on."""
+def landing(url: str) -> str:
+    """Open an authorise link the way a phone would and return the callback address it lands on (what the owner
+    pastes back), without following it."""
+    import urllib.error
     import urllib.request
-
-    url = auth.authorize_url()
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *a, **k):
             return None
 
-    opener = urllib.request.build_opener(NoRedirect)
     try:
-        opener.open(url, timeout=5)
+        urllib.request.build_opener(NoRedirect).open(url, timeout=5)
     except urllib.error.HTTPError as e:  # the 302 surfaces here
-        landed = e.headers["Location"]
-    auth.finish(landed)
+        return e.headers["Location"]
+    raise AssertionError(f"{url} did not redirect")
+
+
+def connect(fake: FakeSpotify, auth) -> None:
+    """Run the paste-back flow the way a phone would: open the authorise link, take the address it lands on."""
+    auth.finish(landing(auth.authorize_url()))

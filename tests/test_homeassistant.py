@@ -22,7 +22,7 @@ import pytest
 
 from device.events import EMOTIONS
 from tests.conftest import DaemonProcess, free_port, isolated_env
-from tests.fake_spotify import FakeSpotify
+from tests.fake_spotify import FakeSpotify, landing
 from tests.mqtt_broker import Broker, Listener
 
 BASE, PREFIX = "moodbox/test", "homeassistant"
@@ -226,14 +226,7 @@ def box(tmp_path_factory, broker, fake, listener):
     http = d.login()
     url = http.post(d.base + "/api/spotify/connect", timeout=10).json()["url"]
 
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *a, **k):
-            return None
-
-    try:
-        urllib.request.build_opener(NoRedirect).open(url, timeout=5)
-    except urllib.error.HTTPError as e:  # the 302 to the callback address, which the owner pastes
-        landed = e.headers["Location"]
+    landed = landing(url)
     assert http.post(d.base + "/api/spotify/finish", json={"url": landed}, timeout=10).json()["state"] == "connected"
     d.http = http
     yield d

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import ARTIFACTS, DaemonProcess, free_port, isolated_env
-from tests.fake_spotify import FakeSpotify
+from tests.fake_spotify import FakeSpotify, landing
 from tests.test_phone_page import LAYOUT, audit, signed_in
 
 SHOTS = ARTIFACTS / "screenshots" / "music"  # kept by CI; never /tmp, which the privacy test watches
@@ -55,14 +53,7 @@ def box(tmp_path_factory, fake):
     http = d.login()
     url = http.post(d.base + "/api/spotify/connect", timeout=10).json()["url"]
 
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *a, **k):
-            return None
-
-    try:
-        urllib.request.build_opener(NoRedirect).open(url, timeout=5)
-    except urllib.error.HTTPError as e:  # the 302 to the callback address, which the owner pastes
-        landed = e.headers["Location"]
+    landed = landing(url)
     assert http.post(d.base + "/api/spotify/finish", json={"url": landed}, timeout=10).json()["state"] == "connected"
     d.http = http
     yield d

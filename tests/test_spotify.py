@@ -14,7 +14,7 @@ import pytest
 
 from device.player import NotConnected, PlayerError, SpotifyAuth, SpotifyPlayer
 from device.player.music import MusicSource
-from tests.fake_spotify import FakeSpotify, connect
+from tests.fake_spotify import FakeSpotify, connect, landing
 
 SEARCH = MusicSource("search", "feel good pop")
 
@@ -68,16 +68,8 @@ def test_the_flow_survives_a_restart_between_its_two_steps(fake, tmp_path):
     first, _ = make(fake, tmp_path)
     url = first.authorize_url()
     second, _ = make(fake, tmp_path)  # the daemon restarted while the user was signing in
-    import urllib.request
 
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *a, **k):
-            return None
-
-    try:
-        urllib.request.build_opener(NoRedirect).open(url, timeout=5)
-    except urllib.error.HTTPError as e:
-        landed = e.headers["Location"]
+    landed = landing(url)
     second.finish(landed)
     assert second.state == "connected"
 
